@@ -1,0 +1,3 @@
+module certmix
+
+go 1.26
