@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"certmix/shards"
+)
+
+const verifyExamples = `  shardtool verify data/fmnist-train
+  # prove that the 1M take is nested in the 5M take (same inputs and seed)
+  shardtool verify --nested-in s3://bucket/gen-5m s3://bucket/gen-1m
+`
+
+func runVerify(ctx context.Context, args []string) error {
+	fs := newFlags("verify", "verify [--nested-in URL] URL", verifyExamples)
+	nested := fs.String("nested-in", "", "also prove that the dataset is a take nested in this larger one")
+	s3cfg := s3Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("want one dataset URL, got %d arguments", fs.NArg())
+	}
+	cfg := s3cfg()
+	d, err := shards.Open(ctx, fs.Arg(0), cfg)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	p := newProgress()
+	err = shards.Verify(ctx, d, func(rows int64) { p.update("verify", rows, d.Manifest.Rows) })
+	p.finish()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ok %s: %d shards, %d rows, checksums, ids, labels and counts verified in %s\n",
+		d, len(d.Manifest.Shards), d.Manifest.Rows, time.Since(start).Round(time.Millisecond))
+	if *nested != "" {
+		large, err := shards.Open(ctx, *nested, cfg)
+		if err != nil {
+			return err
+		}
+		if err := shards.VerifyNested(ctx, d, large); err != nil {
+			return err
+		}
+		fmt.Printf("ok %s is the first %d rows of %s\n", d, d.Manifest.Rows, large)
+	}
+	return nil
+}
