@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -27,11 +28,10 @@ type Options struct {
 	Seed      uint64 // seed of the permutation and of the take
 	Take      int64  // rows drawn uniformly without replacement; 0 = all
 
-	Overwrite   bool   // replace a dataset already at the destination
-	TempDir     string // where shuffle buckets spill (default os.TempDir())
-	MemoryBytes int64  // rows held in memory for the shuffle (default 64 MiB)
-	Workers     int    // concurrent shard encoders (default GOMAXPROCS)
-	Tool        string // program and version, recorded in the manifest
+	Overwrite bool   // replace a dataset already at the destination
+	TempDir   string // where shuffle buckets spill (default os.TempDir())
+	Workers   int    // concurrent shard encoders (default GOMAXPROCS)
+	Tool      string // program and version, recorded in the manifest
 
 	// Progress, if not nil, is called from one goroutine at a time as the
 	// build advances: stage is "read" (rows of the source) or "write" (rows
@@ -58,9 +58,6 @@ func (o *Options) defaults(info Info) {
 	if o.BatchRows <= 0 {
 		o.BatchRows = shards.DefaultBatchRows
 	}
-	if o.MemoryBytes <= 0 {
-		o.MemoryBytes = 64 << 20
-	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -73,8 +70,9 @@ func (o *Options) defaults(info Info) {
 // order (or the source order), optionally a uniform subset, in shards of
 // about ShardBytes. Shards are written first and the manifest last, so the
 // destination holds a dataset only once the build has succeeded; a failed
-// or cancelled build removes the shards it wrote. Memory is bounded by
-// MemoryBytes plus a few shards, whatever the source's size.
+// or cancelled build removes the shards it wrote. Memory is bounded by one
+// shard per worker, whatever the source's size; the rest of a large input
+// waits in spill files in TempDir.
 func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*shards.Manifest, error) {
 	info := src.Info()
 	opts.defaults(info)
@@ -102,6 +100,7 @@ func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*
 
 	b := &builder{src: src, store: store, opts: opts, info: info, shape: shape,
 		order: newOrder(!opts.NoShuffle, opts.Seed)}
+	b.images, _ = src.(ImageReaderAt)
 	m, err := b.run(ctx)
 	if err != nil {
 		b.cleanup()
@@ -152,7 +151,8 @@ type builder struct {
 	info    Info
 	shape   shards.Shape
 	order   order
-	written []string // shards stored so far, for cleanup
+	images  ImageReaderAt // nil unless the source reads images by id
+	written []string      // shards stored so far, for cleanup
 }
 
 // cleanup removes the shards of a failed build, best effort: they are not
@@ -167,15 +167,23 @@ func (b *builder) cleanup() {
 // ShardName is the object name of shard i.
 func ShardName(i int) string { return fmt.Sprintf("shard-%06d.arrow", i) }
 
+// The rows of one shard are one bucket of the shuffle: the keys are uniform,
+// so the buckets hold ShardBytes of rows each give or take a fraction of a
+// percent, and every shard can be sorted, encoded and stored on its own, on
+// any core.
 func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 	n := b.info.Rows
 	if b.opts.Take > 0 {
 		n = b.opts.Take
 	}
-	maxKey := b.order.threshold(b.info.Rows, n)
 	ib := b.shape.ImageBytes()
-	k := int(max(1, (n*int64(recHeader+ib)+b.opts.MemoryBytes-1)/b.opts.MemoryBytes))
-	bk, err := newBuckets(k, maxKey, ib, b.opts.TempDir)
+	rowBytes := int64(ib + 8 + 2)
+	k := int(max(1, (n*rowBytes+b.opts.ShardBytes-1)/b.opts.ShardBytes))
+	spilled := ib
+	if b.images != nil && k > 1 {
+		spilled = 0
+	}
+	bk, err := newBuckets(k, b.order.threshold(b.info.Rows, n), spilled, b.opts.TempDir)
 	if err != nil {
 		return nil, err
 	}
@@ -191,56 +199,131 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 		m.Provenance.Seed = 0
 	}
 
-	// Pass one reads the source while the input files are hashed beside it.
+	// Pass one: the source is read in one goroutine and dealt into buckets
+	// in another, while a third checksums the input files.
+	chunks := make(chan *Chunk)
+	free := make(chan *Chunk, 3)
+	for range cap(free) {
+		free <- &Chunk{}
+	}
+	b.opts.Progress("read", 0, b.info.Rows)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		inputs, err := hashInputs(gctx, b.info.Files)
 		m.Provenance.Inputs = inputs
 		return err
 	})
-	g.Go(func() error { return b.deal(gctx, bk, maxKey, m.ClassCounts) })
+	g.Go(func() error { defer close(chunks); return b.read(gctx, free, chunks) })
+	g.Go(func() error { return b.deal(gctx, bk, chunks, free, m.ClassCounts) })
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 
-	infos, err := b.write(ctx, bk, n)
-	if err != nil {
+	// Pass two: shards in parallel, one bucket each.
+	var names []string
+	index := make([]int, k) // shard of each non-empty bucket
+	for i := range k {
+		index[i] = -1
+		if bk.rows[i] > 0 {
+			index[i] = len(names)
+			names = append(names, ShardName(len(names)))
+		}
+	}
+	b.written = names // fixed names: a failed build removes them all
+	b.opts.Progress("write", 0, n)
+	m.Shards = make([]shards.ShardInfo, len(names))
+	var (
+		mu      sync.Mutex
+		written int64
+	)
+	buckets := make(chan int)
+	g, gctx = errgroup.WithContext(ctx)
+	for range min(b.opts.Workers, len(names)) {
+		g.Go(func() error {
+			var buf []byte
+			var pos []int32
+			var batch shards.Rows
+			for i := range buckets {
+				info, err := b.writeShard(gctx, bk, i, names[index[i]], &buf, &pos, &batch)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				m.Shards[index[i]] = info
+				written += info.Rows
+				b.opts.Progress("write", written, n)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(buckets)
+		for i := range k {
+			if index[i] < 0 {
+				continue
+			}
+			select {
+			case buckets <- i:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	m.Shards = infos
 	return m, nil
 }
 
-// deal reads every row of the source and puts the selected ones in buckets.
-func (b *builder) deal(ctx context.Context, bk *buckets, maxKey uint64, counts []int64) error {
-	ib := b.shape.ImageBytes()
-	rec := make([]byte, recHeader+ib)
-	var c Chunk
-	var done int64
+// read streams the source's rows into chunks of about 1 MiB.
+func (b *builder) read(ctx context.Context, free <-chan *Chunk, out chan<- *Chunk) error {
+	per := max(1, (1<<20)/b.shape.ImageBytes())
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
+		var c *Chunk
+		select {
+		case c = <-free:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		err := b.src.Read(&c, max(1, (1<<20)/ib))
+		err := b.src.Read(c, per)
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			return err
 		}
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// deal puts the selected rows of each chunk in their buckets.
+func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free chan<- *Chunk, counts []int64) error {
+	ib := b.shape.ImageBytes()
+	rec := make([]byte, bk.recBytes)
+	var done int64
+	for c := range in {
+		if c.First != done {
+			return fmt.Errorf("%s: chunk starts at id %d, want %d", b.info.Format, c.First, done)
+		}
 		for i := range c.Len() {
 			id := c.First + int64(i)
 			key := b.order.key(id)
-			if key > maxKey {
+			if key > bk.maxKey {
 				continue
-			}
-			var coarse int16
-			if c.Coarse != nil {
-				coarse = c.Coarse[i]
 			}
 			label := c.Labels[i]
 			if label < 0 || int(label) >= b.shape.Classes {
 				return fmt.Errorf("id %d: label %d outside [0,%d): %w", id, label, b.shape.Classes, ErrFormat)
+			}
+			var coarse int16
+			if c.Coarse != nil {
+				coarse = c.Coarse[i]
 			}
 			counts[label]++
 			if err := bk.add(rec, key, id, label, coarse, c.Images[i*ib:(i+1)*ib]); err != nil {
@@ -249,6 +332,10 @@ func (b *builder) deal(ctx context.Context, bk *buckets, maxKey uint64, counts [
 		}
 		done += int64(c.Len())
 		b.opts.Progress("read", done, b.info.Rows)
+		free <- c
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if done != b.info.Rows {
 		return fmt.Errorf("%s: read %d rows, the headers promised %d: %w", b.info.Format, done, b.info.Rows, ErrFormat)
@@ -256,112 +343,41 @@ func (b *builder) deal(ctx context.Context, bk *buckets, maxKey uint64, counts [
 	return bk.finish()
 }
 
-// write emits the buckets in key order, cut into shards that the workers
-// encode and store concurrently. Shard buffers circulate through a free
-// list, so at most Workers+1 shards are in memory.
-func (b *builder) write(ctx context.Context, bk *buckets, n int64) ([]shards.ShardInfo, error) {
+// writeShard sorts bucket i and stores it as one shard, a record batch at a
+// time; buf, pos and batch are the worker's buffers, reused across shards.
+func (b *builder) writeShard(ctx context.Context, bk *buckets, i int, name string, buf *[]byte, pos *[]int32, batch *shards.Rows) (shards.ShardInfo, error) {
+	var err error
+	if *buf, *pos, err = bk.load(i, *buf, *pos); err != nil {
+		return shards.ShardInfo{}, err
+	}
+	w, err := shards.NewShardWriter(ctx, b.store, name, b.shape, b.opts.Codec)
+	if err != nil {
+		return shards.ShardInfo{}, err
+	}
+	coarse := b.shape.CoarseClasses > 0
 	ib := b.shape.ImageBytes()
-	rowBytes := int64(ib + 8 + 2)
-	perShard := max(1, b.opts.ShardBytes/rowBytes)
-	if perShard > int64(b.opts.BatchRows) {
-		perShard -= perShard % int64(b.opts.BatchRows) // whole record batches
-	}
-	nShards := int((n + perShard - 1) / perShard)
-	infos := make([]shards.ShardInfo, nShards)
-	for i := range nShards {
-		b.written = append(b.written, ShardName(i)) // names are fixed: clean up all on failure
-	}
-
-	type job struct {
-		index int
-		rows  *shards.Rows
-	}
-	free := make(chan *shards.Rows, b.opts.Workers+1)
-	for range cap(free) {
-		free <- &shards.Rows{}
-	}
-	jobs := make(chan job)
-	g, gctx := errgroup.WithContext(ctx)
-	var written int64
-	progress := make(chan int64, nShards)
-	for range b.opts.Workers {
-		g.Go(func() error {
-			for j := range jobs {
-				info, err := shards.WriteShard(gctx, b.store, ShardName(j.index), b.shape, b.opts.Codec, b.opts.BatchRows, j.rows)
-				if err != nil {
-					return err
-				}
-				infos[j.index] = info
-				progress <- info.Rows
-				free <- j.rows
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(jobs)
-		coarse := b.shape.CoarseClasses > 0
-		var (
-			buf   []byte
-			pos   []int32
-			cur   *shards.Rows
-			index int
-			err   error
-		)
-		send := func() error {
-			select {
-			case jobs <- job{index, cur}:
-				index, cur = index+1, nil
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
+	for lo := 0; lo < len(*pos); lo += b.opts.BatchRows {
+		hi := min(lo+b.opts.BatchRows, len(*pos))
+		batch.Reset()
+		batch.Grow(hi-lo, ib, coarse)
+		images := b.images
+		if bk.recBytes > recHeader {
+			images = nil // the spill holds them
+		}
+		for _, p := range (*pos)[lo:hi] {
+			off := int(p) * bk.recBytes
+			if err := appendRecord(batch, (*buf)[off:off+bk.recBytes], coarse, images, ib); err != nil {
+				w.Abort()
+				return shards.ShardInfo{}, err
 			}
 		}
-		for i := range bk.count() {
-			if buf, pos, err = bk.load(i, buf, pos); err != nil {
-				return err
-			}
-			for _, p := range pos {
-				if cur == nil {
-					select {
-					case cur = <-free:
-						cur.Reset()
-						if coarse && cur.Coarse == nil {
-							cur.Coarse = []int16{}
-						}
-					case <-gctx.Done():
-						return gctx.Err()
-					}
-				}
-				off := int(p) * bk.recBytes
-				appendRecord(cur, buf[off:off+bk.recBytes], coarse)
-				if int64(cur.Len()) == perShard {
-					if err := send(); err != nil {
-						return err
-					}
-				}
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if err := w.Write(batch); err != nil {
+			return shards.ShardInfo{}, err
 		}
-		if cur != nil && cur.Len() > 0 {
-			return send()
+		if err := ctx.Err(); err != nil {
+			w.Abort()
+			return shards.ShardInfo{}, err
 		}
-		return nil
-	})
-	// Progress is reported from this goroutine alone.
-	done := make(chan error, 1)
-	go func() { done <- g.Wait(); close(progress) }()
-	for r := range progress {
-		written += r
-		b.opts.Progress("write", written, n)
 	}
-	if err := <-done; err != nil {
-		return nil, err
-	}
-	if written != n {
-		return nil, fmt.Errorf("wrote %d rows, expected %d", written, n)
-	}
-	return infos, nil
+	return w.Close()
 }

@@ -45,3 +45,13 @@ type Source interface {
 	// Close releases the source's files.
 	Close() error
 }
+
+// ImageReaderAt is implemented by sources whose pixels lie uncompressed in a
+// file (a stored .npz): the build then reads every image once, straight
+// into its shard, instead of spilling the pixels to disk and back. Safe for
+// concurrent use.
+type ImageReaderAt interface {
+	// ReadImageAt copies the pixels of row id (HWC) into dst, which holds
+	// exactly one image.
+	ReadImageAt(dst []byte, id int64) error
+}

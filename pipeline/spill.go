@@ -19,26 +19,31 @@ import (
 // one bucket at a time, sorts it by key, and emits its rows. Concatenating
 // the sorted buckets gives the rows in global key order.
 
-// A spilled record: key, id, label, coarse label, then the image.
+// A spilled record: key, id, label, coarse label, then the image, unless
+// the source can read images by id (ImageReaderAt): then pass two reads
+// them straight from the source and the spill holds 20 bytes a row.
 const recHeader = 8 + 8 + 2 + 2
 
 type buckets struct {
 	recBytes int
+	maxKey   uint64   // largest key selected
+	rows     []int64  // rows dealt to each bucket
 	width    uint64   // key range of one bucket
 	mem      [][]byte // in-memory buckets (when k == 1)
 	files    []*os.File
 	writers  []*bufio.Writer
 }
 
-// newBuckets prepares k buckets covering keys [0, maxKey]. With k > 1 the
-// buckets are files in dir, removed by close.
+// newBuckets prepares k buckets covering keys [0, maxKey], for records of
+// imageBytes pixels (0 to spill the index alone). With k > 1 the buckets are
+// files in dir, removed by close.
 func newBuckets(k int, maxKey uint64, imageBytes int, dir string) (*buckets, error) {
-	b := &buckets{recBytes: recHeader + imageBytes, width: maxKey/uint64(k) + 1}
+	b := &buckets{recBytes: recHeader + imageBytes, maxKey: maxKey, width: maxKey/uint64(k) + 1, rows: make([]int64, k)}
 	if k == 1 {
 		b.mem = make([][]byte, 1)
 		return b, nil
 	}
-	bufSize := max(4<<10, min(256<<10, (32<<20)/k))
+	bufSize := max(16<<10, min(256<<10, (32<<20)/k))
 	for i := range k {
 		f, err := os.CreateTemp(dir, fmt.Sprintf("certmix-shuffle-%03d-*", i))
 		if err != nil {
@@ -59,12 +64,14 @@ func (b *buckets) add(rec []byte, key uint64, id int64, label, coarse int16, ima
 	binary.LittleEndian.PutUint64(rec[8:], uint64(id))
 	binary.LittleEndian.PutUint16(rec[16:], uint16(label))
 	binary.LittleEndian.PutUint16(rec[18:], uint16(coarse))
-	copy(rec[recHeader:], image)
+	copy(rec[recHeader:], image) // nothing when the images stay in the source
 	if b.mem != nil {
 		b.mem[0] = append(b.mem[0], rec...)
+		b.rows[0]++
 		return nil
 	}
 	i := int(key / b.width)
+	b.rows[i]++
 	if _, err := b.writers[i].Write(rec); err != nil {
 		return fmt.Errorf("shuffle spill %s: %w", b.files[i].Name(), err)
 	}
@@ -110,14 +117,22 @@ func (b *buckets) load(i int, buf []byte, pos []int32) ([]byte, []int32, error) 
 	return buf, pos, nil
 }
 
-// appendRecord decodes one record onto rows.
-func appendRecord(rows *shards.Rows, rec []byte, coarse bool) {
-	rows.IDs = append(rows.IDs, int64(binary.LittleEndian.Uint64(rec[8:])))
+// appendRecord decodes one record onto rows; the image, if the record has
+// none, is read from src.
+func appendRecord(rows *shards.Rows, rec []byte, coarse bool, src ImageReaderAt, imageBytes int) error {
+	id := int64(binary.LittleEndian.Uint64(rec[8:]))
+	rows.IDs = append(rows.IDs, id)
 	rows.Labels = append(rows.Labels, int16(binary.LittleEndian.Uint16(rec[16:])))
 	if coarse {
 		rows.Coarse = append(rows.Coarse, int16(binary.LittleEndian.Uint16(rec[18:])))
 	}
-	rows.Images = append(rows.Images, rec[recHeader:]...)
+	if src == nil {
+		rows.Images = append(rows.Images, rec[recHeader:]...)
+		return nil
+	}
+	n := len(rows.Images)
+	rows.Images = rows.Images[:n+imageBytes]
+	return src.ReadImageAt(rows.Images[n:], id)
 }
 
 // close removes every spill file left.

@@ -77,9 +77,9 @@ type Provenance struct {
 
 // InputFile is one file the dataset was built from.
 type InputFile struct {
-	Path   string `json:"path"`
-	Bytes  int64  `json:"bytes"`
-	SHA256 string `json:"sha256"`
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
+	XXH64 string `json:"xxh64"`
 }
 
 const formatName = "certmix-shards"

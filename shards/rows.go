@@ -1,5 +1,7 @@
 package shards
 
+import "slices"
+
 // Rows is a run of dataset rows held in memory, column by column: what a
 // shard writer encodes and a shard reader returns.
 type Rows struct {
@@ -32,4 +34,18 @@ func (r *Rows) slice(lo, hi, imageBytes int) Rows {
 		s.Coarse = r.Coarse[lo:hi]
 	}
 	return s
+}
+
+// Grow makes room for n more rows without reallocation; coarse says whether
+// the rows carry coarse labels.
+func (r *Rows) Grow(n, imageBytes int, coarse bool) {
+	r.IDs = slices.Grow(r.IDs, n)
+	r.Labels = slices.Grow(r.Labels, n)
+	if coarse {
+		r.Coarse = slices.Grow(r.Coarse, n)
+		if r.Coarse == nil {
+			r.Coarse = []int16{}
+		}
+	}
+	r.Images = slices.Grow(r.Images, n*imageBytes)
 }

@@ -3,6 +3,7 @@ package shards
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
@@ -11,7 +12,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cespare/xxhash/v2"
-	"golang.org/x/sync/errgroup"
 )
 
 // Codecs for the body compression of shards.
@@ -38,63 +38,125 @@ func codecOption(codec string) ([]ipc.Option, error) {
 }
 
 // WriteShard encodes rows as one Arrow IPC file, in record batches of
-// batchRows rows, and stores it under name. The bytes stream to the store as
-// they are encoded. It returns the shard's manifest entry.
+// batchRows rows, and stores it under name. It returns the shard's manifest
+// entry.
 func WriteShard(ctx context.Context, store Store, name string, shape Shape, codec string, batchRows int, rows *Rows) (ShardInfo, error) {
-	info := ShardInfo{Name: name, Rows: int64(rows.Len())}
-	if rows.Len() == 0 {
-		return info, fmt.Errorf("shard %s: no rows", name)
-	}
 	if batchRows < 1 {
 		batchRows = DefaultBatchRows
 	}
-	opts, err := codecOption(codec)
+	w, err := NewShardWriter(ctx, store, name, shape, codec)
 	if err != nil {
-		return info, err
-	}
-	info.FirstID, info.LastID = rows.IDs[0], rows.IDs[rows.Len()-1]
-
-	pr, pw := io.Pipe()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		sink := newShardSink(pw)
-		err := encodeShard(sink, shape, opts, batchRows, rows, &info)
-		if err == nil {
-			info.Bytes, info.XXH64 = sink.pos, hex64(sink.whole.Sum64())
-		}
-		pw.CloseWithError(err)
-		return err
-	})
-	g.Go(func() error {
-		err := store.Put(gctx, name, pr, -1)
-		pr.CloseWithError(err) // unblocks the encoder if Put gave up early
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		return info, fmt.Errorf("write shard %s/%s: %w", store, name, err)
-	}
-	return info, nil
-}
-
-func encodeShard(sink *shardSink, shape Shape, opts []ipc.Option, batchRows int, rows *Rows, info *ShardInfo) error {
-	schema := shape.Schema()
-	fw, err := ipc.NewFileWriter(sink, append(opts, ipc.WithSchema(schema))...)
-	if err != nil {
-		return err
+		return ShardInfo{Name: name}, err
 	}
 	ib := shape.ImageBytes()
 	for lo := 0; lo < rows.Len(); lo += batchRows {
-		hi := min(lo+batchRows, rows.Len())
-		part := rows.slice(lo, hi, ib)
-		rec := record(schema, shape, &part)
-		err := fw.Write(rec)
-		rec.Release()
-		if err != nil {
-			return err
+		part := rows.slice(lo, min(lo+batchRows, rows.Len()), ib)
+		if err := w.Write(&part); err != nil {
+			return ShardInfo{Name: name}, err
 		}
-		info.Batches = append(info.Batches, sink.endBlock(int64(hi-lo)))
 	}
-	return fw.Close()
+	return w.Close()
+}
+
+// ShardWriter streams one shard to a store, one record batch per Write, so
+// that a shard is never held whole in memory. The object appears in the
+// store only when Close succeeds; after an error, or Abort, nothing is stored.
+type ShardWriter struct {
+	name   string
+	shape  Shape
+	schema *arrow.Schema
+	info   ShardInfo
+	sink   *shardSink
+	fw     *ipc.FileWriter
+	pw     *io.PipeWriter
+	done   chan error // the Put's result
+	err    error
+}
+
+// NewShardWriter starts storing shard name in store.
+func NewShardWriter(ctx context.Context, store Store, name string, shape Shape, codec string) (*ShardWriter, error) {
+	opts, err := codecOption(codec)
+	if err != nil {
+		return nil, err
+	}
+	schema := shape.Schema()
+	pr, pw := io.Pipe()
+	w := &ShardWriter{name: name, shape: shape, schema: schema, info: ShardInfo{Name: name},
+		sink: newShardSink(pw), pw: pw, done: make(chan error, 1)}
+	if w.fw, err = ipc.NewFileWriter(w.sink, append(opts, ipc.WithSchema(schema))...); err != nil {
+		return nil, err
+	}
+	go func() {
+		err := store.Put(ctx, name, pr, -1)
+		if err != nil {
+			err = fmt.Errorf("write shard %s/%s: %w", store, name, err)
+		}
+		pr.CloseWithError(err) // unblocks the encoder if Put gave up early
+		w.done <- err
+	}()
+	return w, nil
+}
+
+// Write appends rows to the shard as one record batch.
+func (w *ShardWriter) Write(rows *Rows) error {
+	if w.err != nil {
+		return w.err
+	}
+	if rows.Len() == 0 {
+		return nil
+	}
+	if w.info.Rows == 0 {
+		w.info.FirstID = rows.IDs[0]
+	}
+	w.info.LastID = rows.IDs[rows.Len()-1]
+	rec := record(w.schema, w.shape, rows)
+	err := w.fw.Write(rec)
+	rec.Release()
+	if err != nil {
+		w.fail(err)
+		return w.err
+	}
+	w.info.Rows += int64(rows.Len())
+	w.info.Batches = append(w.info.Batches, w.sink.endBlock(int64(rows.Len())))
+	return nil
+}
+
+// Close finishes the file, waits until the store holds it, and returns the
+// shard's manifest entry.
+func (w *ShardWriter) Close() (ShardInfo, error) {
+	if w.err == nil && w.info.Rows == 0 {
+		w.fail(errors.New("no rows"))
+	}
+	if w.err != nil {
+		return w.info, w.err
+	}
+	if err := w.fw.Close(); err != nil {
+		w.fail(err)
+		return w.info, w.err
+	}
+	w.pw.Close()
+	if err := <-w.done; err != nil {
+		w.err = err
+		return w.info, err
+	}
+	w.info.Bytes, w.info.XXH64 = w.sink.pos, hex64(w.sink.whole.Sum64())
+	return w.info, nil
+}
+
+// Abort gives the shard up: nothing is stored. It is a no-op after Close.
+func (w *ShardWriter) Abort() {
+	if w.err == nil && w.info.Bytes == 0 {
+		w.fail(errors.New("aborted"))
+	}
+}
+
+// fail records err, stops the Put (which then stores nothing) and waits for it.
+func (w *ShardWriter) fail(err error) {
+	w.err = fmt.Errorf("write shard %s: %w", w.name, err)
+	w.pw.CloseWithError(w.err)
+	if perr := <-w.done; perr != nil && !errors.Is(perr, w.err) {
+		w.err = perr
+	}
 }
 
 // record wraps rows in an Arrow record batch without copying them.

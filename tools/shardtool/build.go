@@ -45,18 +45,18 @@ func runBuild(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.NoShuffle, "no-shuffle", false, "keep the source order (rows are shuffled by default)")
 	fs.Int64Var(&opts.Take, "take", 0, "draw this many rows uniformly without replacement (0 = all); with one seed, smaller takes are nested in larger ones")
 	fs.BoolVar(&opts.Overwrite, "overwrite", false, "replace a dataset already at --out")
-	fs.StringVar(&opts.TempDir, "tmp", os.TempDir(), "directory for shuffle spill files when the input exceeds --mem-mib")
-	fs.Int64Var(&opts.MemoryBytes, "mem-mib", 64, "MiB of rows the shuffle holds in memory at once")
+	fs.StringVar(&opts.TempDir, "tmp", os.TempDir(), "directory for the shuffle's spill files (as large as the output) when there is more than one shard")
 	fs.IntVar(&opts.Workers, "workers", 0, "concurrent shard encoders (default: number of CPUs)")
 	s3cfg := s3Flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if in == "" || out == "" || fs.NArg() > 0 {
+	if in == "" || out == "" || len(pos) > 0 {
 		fs.Usage()
 		return fmt.Errorf("--in and --out are required, and no positional arguments are taken")
 	}
-	opts.Seed, opts.ShardBytes, opts.MemoryBytes = seed, shardMiB<<20, opts.MemoryBytes<<20
+	opts.Seed, opts.ShardBytes = seed, shardMiB<<20
 	opts.Tool = "shardtool " + version
 
 	src, err := pipeline.OpenSource(format, strings.Split(in, ","), opts.Split, classes)

@@ -18,14 +18,15 @@ func runInspect(ctx context.Context, args []string) error {
 	fs := newFlags("inspect", "inspect [--json] URL", inspectExamples)
 	asJSON := fs.Bool("json", false, "print the whole manifest as JSON")
 	s3cfg := s3Flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("want one dataset URL, got %d arguments", fs.NArg())
+		return fmt.Errorf("want one dataset URL, got %d arguments", len(pos))
 	}
-	d, err := shards.Open(ctx, fs.Arg(0), s3cfg())
+	d, err := shards.Open(ctx, pos[0], s3cfg())
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func printSummary(w io.Writer, url string, m *shards.Manifest) {
 	}
 	fmt.Fprintf(w, "made by   %s from %s (%d rows), %s\n", p.Tool, p.Source, p.SourceRows, order)
 	for _, in := range p.Inputs {
-		fmt.Fprintf(w, "  input   %s  %s  sha256:%s\n", in.Path, human(in.Bytes), in.SHA256)
+		fmt.Fprintf(w, "  input   %s  %s  xxh64:%s\n", in.Path, human(in.Bytes), in.XXH64)
 	}
 	fmt.Fprintln(w, "classes")
 	var most int64

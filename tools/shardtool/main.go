@@ -84,3 +84,19 @@ func newFlags(name, synopsis, examples string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// parse parses flags that may come before or after the positional
+// arguments ("verify URL --nested-in URL2") and returns the positionals.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var pos []string
+	for fs.NArg() > 0 {
+		pos = append(pos, fs.Arg(0))
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return nil, err
+		}
+	}
+	return pos, nil
+}

@@ -17,20 +17,22 @@ func runVerify(ctx context.Context, args []string) error {
 	fs := newFlags("verify", "verify [--nested-in URL] URL", verifyExamples)
 	nested := fs.String("nested-in", "", "also prove that the dataset is a take nested in this larger one")
 	s3cfg := s3Flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("want one dataset URL, got %d arguments", fs.NArg())
+		return fmt.Errorf("want one dataset URL, got %d arguments", len(pos))
 	}
 	cfg := s3cfg()
-	d, err := shards.Open(ctx, fs.Arg(0), cfg)
+	d, err := shards.Open(ctx, pos[0], cfg)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	p := newProgress()
+	p.update("verify", 0, d.Manifest.Rows)
 	err = shards.Verify(ctx, d, func(rows int64) { p.update("verify", rows, d.Manifest.Rows) })
 	p.finish()
 	if err != nil {

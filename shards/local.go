@@ -1,0 +1,284 @@
+package shards
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+)
+
+// ErrName is returned (wrapped) when an object name is not a clean relative
+// path: both stores refuse the same names, so a dataset written to a local
+// directory can always be copied to S3 and back.
+var ErrName = errors.New("invalid object name")
+
+// localTempPrefix starts the names of the temporary files a local Put writes
+// before renaming them into place. List never shows such files, and object
+// names may not use the prefix.
+const localTempPrefix = ".tmp-"
+
+// checkObjectName returns an error wrapping ErrName unless name is a
+// non-empty, relative, '/'-separated path without empty, "." or ".."
+// components, backslashes, NUL bytes, invalid UTF-8 or components that start
+// with the reserved temporary-file prefix.
+func checkObjectName(name string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrName, name, why) }
+	switch {
+	case name == "":
+		return bad("empty")
+	case strings.HasPrefix(name, "/"):
+		return bad("absolute path")
+	case strings.Contains(name, `\`):
+		return bad(`contains a backslash (use "/")`)
+	case strings.ContainsRune(name, 0):
+		return bad("contains a NUL byte")
+	case !utf8.ValidString(name):
+		return bad("not valid UTF-8")
+	}
+	for c := range strings.SplitSeq(name, "/") {
+		switch {
+		case c == "":
+			return bad("empty path component")
+		case c == "." || c == "..":
+			return bad(`contains a "." or ".." component`)
+		case strings.HasPrefix(c, localTempPrefix):
+			return bad("component starts with the reserved prefix " + localTempPrefix)
+		}
+	}
+	return nil
+}
+
+// localStore is a Store in a directory of the local file system.
+type localStore struct {
+	dir string // absolute and clean
+}
+
+// NewLocal returns a Store that keeps each object as a file under dir,
+// creating dir if it is missing. Puts are atomic (temporary file, fsync,
+// rename, fsync of the directory), so a crash never leaves a partial object.
+func NewLocal(dir string) (Store, error) {
+	if dir == "" {
+		return nil, errors.New("local store: empty directory name")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local store %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("local store %s: %w", abs, err)
+	}
+	return &localStore{dir: abs}, nil
+}
+
+// String returns the store's absolute directory, which OpenStore accepts.
+func (s *localStore) String() string { return s.dir }
+
+// path validates name and returns its file path.
+func (s *localStore) path(name string) (string, error) {
+	if err := checkObjectName(name); err != nil {
+		return "", fmt.Errorf("local store %s: %w", s.dir, err)
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
+}
+
+// errf wraps err with the store and the operation on name; errors for absent
+// files also wrap ErrNotExist.
+func (s *localStore) errf(op, name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("local store %s: %s %q: %w: %w", s.dir, op, name, ErrNotExist, err)
+	}
+	return fmt.Errorf("local store %s: %s %q: %w", s.dir, op, name, err)
+}
+
+// Put writes r to a temporary file next to the object and renames it into
+// place once complete and synced. A failed or cancelled Put removes the
+// temporary file and leaves any existing object intact. With size >= 0,
+// exactly size bytes are read; fewer is an error. Cancellation of ctx is
+// noticed between reads of r.
+func (s *localStore) Put(ctx context.Context, name string, r io.Reader, size int64) (err error) {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.errf("put", name, err)
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return s.errf("put", name, err)
+	}
+	f, err := os.CreateTemp(dir, localTempPrefix+"*")
+	if err != nil {
+		return s.errf("put", name, err)
+	}
+	tmp, closed := f.Name(), false
+	defer func() {
+		if err != nil {
+			if !closed {
+				f.Close()
+			}
+			os.Remove(tmp)
+			// Every error, "no space left on device" included, names the object.
+			err = s.errf("put", name, err)
+		}
+	}()
+	src := io.Reader(storeCtxReader{ctx, r})
+	if size >= 0 {
+		src = io.LimitReader(src, size)
+	}
+	n, err := io.Copy(f, src)
+	if err != nil {
+		return err
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("reader gave %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	return localSyncDir(dir)
+}
+
+// localSyncDir fsyncs a directory so that a rename in it survives a crash.
+// File systems that cannot sync directories are tolerated.
+func localSyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
+}
+
+// Open opens the object's file.
+func (s *localStore) Open(ctx context.Context, name string) (Object, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.errf("open", name, err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, s.errf("open", name, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", p)
+	}
+	if err != nil {
+		f.Close()
+		return nil, s.errf("open", name, err)
+	}
+	return localObject{File: f, size: fi.Size()}, nil
+}
+
+// localObject is an open object of a local store. *os.File's ReadAt already
+// returns a nil error for a read that fills p at the end of the file.
+type localObject struct {
+	*os.File
+	size int64
+}
+
+// Size returns the object's length in bytes, as it was when opened.
+func (o localObject) Size() int64 { return o.size }
+
+// Stat returns the size of the object's file.
+func (s *localStore) Stat(ctx context.Context, name string) (int64, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, s.errf("stat", name, err)
+	}
+	fi, err := os.Stat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", p)
+	}
+	if err != nil {
+		return 0, s.errf("stat", name, err)
+	}
+	return fi.Size(), nil
+}
+
+// List walks the directory and returns the relative names of all regular
+// files, sorted, skipping the temporary files of Puts in progress.
+func (s *localStore) List(ctx context.Context) ([]string, error) {
+	var names []string
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), localTempPrefix) {
+			return nil
+		}
+		rel, err := filepath.Rel(s.dir, p)
+		if err != nil {
+			return err
+		}
+		names = append(names, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("local store %s: list: %w", s.dir, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Delete removes the object's file; an absent file is not an error. Emptied
+// sub-directories are left in place.
+func (s *localStore) Delete(ctx context.Context, name string) error {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.errf("delete", name, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.errf("delete", name, err)
+	}
+	return nil
+}
+
+// storeCtxReader makes a Put's copy loop stop at the first Read after ctx is done.
+type storeCtxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c storeCtxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
