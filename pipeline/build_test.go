@@ -81,6 +81,7 @@ func readAll(t *testing.T, store shards.Store) (*shards.Manifest, shards.Rows) {
 		}
 		all.IDs = append(all.IDs, part.IDs...)
 		all.Labels = append(all.Labels, part.Labels...)
+		all.Coarse = append(all.Coarse, part.Coarse...)
 		all.Images = append(all.Images, part.Images...)
 	}
 	return d.Manifest, all

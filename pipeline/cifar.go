@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"slices"
 	"syscall"
 )
 
@@ -43,12 +44,13 @@ func OpenCIFAR100(paths ...string) (Source, error) {
 // buffer of cifarBatch records, so reads stay large whatever n the caller
 // passes to Read.
 type cifarSource struct {
-	info   Info
-	files  []*os.File
-	recs   []int64 // records in each file
-	rec    int     // record size in bytes
-	coarse bool    // records start with a coarse label (CIFAR-100)
-	batch  int     // records per buffer fill
+	info    Info
+	files   []io.ReaderAt
+	closers []io.Closer
+	recs    []int64 // records in each file
+	rec     int     // record size in bytes
+	coarse  bool    // records start with a coarse label (CIFAR-100)
+	batch   int     // records per buffer fill
 
 	buf     []byte
 	fi      int   // file that buf was filled from
@@ -63,32 +65,47 @@ func cifarOpen(format string, paths []string, rec, classes, coarse int) (Source,
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("%s: no input files", format)
 	}
-	s := &cifarSource{
-		info: Info{Format: format, Height: cifarSide, Width: cifarSide, Channels: 3,
-			Classes: classes, CoarseClasses: coarse, Files: append([]string(nil), paths...)},
-		rec: rec, coarse: coarse > 0, batch: cifarBatch,
-	}
+	s := cifarNew(format, rec, classes, coarse)
 	for _, p := range paths {
 		f, size, err := srcOpenFile(p)
+		if err == nil {
+			err = s.add(p, f, f, size)
+		}
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
-		s.files = append(s.files, f)
-		if size == 0 {
-			s.Close()
-			return nil, srcErrf(p, nil, "file is empty; want %d-byte %s records", rec, format)
-		}
-		if size%int64(rec) != 0 {
-			s.Close()
-			return nil, srcErrf(p, nil, "size %d bytes is not a multiple of the %d-byte %s record; "+
-				"a partial record of %d bytes starts at byte offset %d",
-				size, rec, format, size%int64(rec), size-size%int64(rec))
-		}
-		s.recs = append(s.recs, size/int64(rec))
-		s.info.Rows += size / int64(rec)
 	}
 	return s, nil
+}
+
+// cifarNew returns a source with no files yet.
+func cifarNew(format string, rec, classes, coarse int) *cifarSource {
+	return &cifarSource{
+		info: Info{Format: format, Height: cifarSide, Width: cifarSide, Channels: 3,
+			Classes: classes, CoarseClasses: coarse},
+		rec: rec, coarse: coarse > 0, batch: cifarBatch,
+	}
+}
+
+// add appends the size bytes of r, read from the file at path, after the
+// records already added; c is closed with the source.
+func (s *cifarSource) add(path string, r io.ReaderAt, c io.Closer, size int64) error {
+	s.closers = append(s.closers, c)
+	rec := int64(s.rec)
+	if size == 0 {
+		return srcErrf(path, nil, "file is empty; want %d-byte %s records", rec, s.info.Format)
+	}
+	if size%rec != 0 {
+		return srcErrf(path, nil, "size %d bytes is not a multiple of the %d-byte %s record; "+
+			"a partial record of %d bytes starts at byte offset %d",
+			size, rec, s.info.Format, size%rec, size-size%rec)
+	}
+	s.files = append(s.files, r)
+	s.info.Files = append(s.info.Files, path)
+	s.recs = append(s.recs, size/rec)
+	s.info.Rows += size / rec
+	return nil
 }
 
 // Info implements Source.
@@ -174,7 +191,7 @@ func (s *cifarSource) fill() error {
 		s.base = 0
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, s.batch*s.rec)
+		s.buf = make([]byte, int(min(int64(s.batch), slices.Max(s.recs)))*s.rec)
 	}
 	m := int(min(int64(s.batch), s.recs[s.fi]-s.base))
 	got, err := s.files[s.fi].ReadAt(s.buf[:m*s.rec], s.base*int64(s.rec))
@@ -191,10 +208,10 @@ func (s *cifarSource) fill() error {
 // Close implements Source.
 func (s *cifarSource) Close() error {
 	var errs []error
-	for _, f := range s.files {
-		errs = append(errs, f.Close())
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
 	}
-	s.files = nil
+	s.closers = nil
 	s.err = srcErrClosed
 	return errors.Join(errs...)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -14,7 +13,7 @@ const (
 	idxImageMagic = 0x00000803 // unsigned bytes, 3 dimensions: N, H, W
 	idxLabelMagic = 0x00000801 // unsigned bytes, 1 dimension: N
 	idxClasses    = 10
-	idxBufSize    = 1 << 20 // read-ahead of each input file
+	idxBufSize    = 1 << 20 // read-ahead of each input file, at most its size
 	// idxMaxRatio bounds how much deflate can expand its input (258-byte
 	// matches in as little as 2 bits), so a gzip header's claims can be
 	// checked against the compressed file size before any allocation.
@@ -34,9 +33,15 @@ func OpenIDX(images, labels string) (Source, error) {
 	}
 	lab, err := idxOpen(labels, idxLabelMagic, 1)
 	if err != nil {
-		img.f.Close()
+		img.c.Close()
 		return nil, err
 	}
+	return idxNew(img, lab)
+}
+
+// idxNew checks a pair of opened files against each other and returns
+// their source; on error it closes both.
+func idxNew(img, lab *idxFile) (Source, error) {
 	s := &idxSource{img: img, lab: lab}
 	if err := s.check(); err != nil {
 		s.Close()
@@ -45,15 +50,15 @@ func OpenIDX(images, labels string) (Source, error) {
 	n, h, w := img.dims[0], img.dims[1], img.dims[2]
 	s.rowBytes = int(h * w)
 	s.info = Info{Format: "idx", Height: int(h), Width: int(w), Channels: 1,
-		Classes: idxClasses, Rows: int64(n), Files: []string{images, labels}}
+		Classes: idxClasses, Rows: int64(n), Files: []string{img.path, lab.path}}
 	return s, nil
 }
 
 // idxFile is one opened IDX file, positioned after its header.
 type idxFile struct {
 	path string
-	f    *os.File
-	r    io.Reader // the decompressed stream when gz
+	c    io.Closer // the file
+	r    io.Reader // positioned after the header; the decompressed stream when gz
 	gz   bool
 	size int64    // bytes on disk
 	head int64    // header bytes: 4 + 4 per dimension
@@ -66,16 +71,22 @@ func idxOpen(path string, magic uint32, ndims int) (*idxFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &idxFile{path: path, f: f, size: size, head: int64(4 + 4*ndims)}
+	return idxRead(path, f, f, size, magic, ndims)
+}
+
+// idxRead reads the header of the size-byte file r, read from path; c is
+// closed with the source, or at once on error.
+func idxRead(path string, r io.Reader, c io.Closer, size int64, magic uint32, ndims int) (*idxFile, error) {
+	x := &idxFile{path: path, c: c, r: r, size: size, head: int64(4 + 4*ndims)}
 	if err := x.header(magic, ndims); err != nil {
-		f.Close()
+		c.Close()
 		return nil, err
 	}
 	return x, nil
 }
 
 func (x *idxFile) header(magic uint32, ndims int) error {
-	br := bufio.NewReaderSize(x.f, idxBufSize)
+	br := bufio.NewReaderSize(x.r, int(min(idxBufSize, x.size+16)))
 	x.r = br
 	if b, _ := br.Peek(2); len(b) == 2 && b[0] == 0x1f && b[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -239,5 +250,5 @@ func (s *idxSource) Close() error {
 		return nil
 	}
 	s.err = srcErrClosed
-	return errors.Join(s.img.f.Close(), s.lab.f.Close())
+	return errors.Join(s.img.c.Close(), s.lab.c.Close())
 }

@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"os"
 	"strings"
 
 	"github.com/klauspost/compress/flate"
@@ -38,19 +37,46 @@ func OpenNPZ(path string, classes int) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &npzSource{f: f, path: path, classes: classes}
+	return npzNew(path, f, f, size, classes)
+}
+
+// npzNew streams the size-byte archive r, read from the file at path; c is
+// closed with the source, or at once when the archive is rejected.
+func npzNew(path string, r io.ReaderAt, c io.Closer, size int64, classes int) (Source, error) {
+	s := &npzSource{r: r, closer: c, path: path, classes: classes}
 	if err := s.open(size); err != nil {
 		s.Close()
 		return nil, err
 	}
+	if s.img.stored >= 0 {
+		return npzStored{s}, nil
+	}
 	return s, nil
+}
+
+// npzStored is an npz source whose images are stored uncompressed, so that
+// any image can be read in place (ImageReaderAt).
+type npzStored struct{ *npzSource }
+
+// ReadImageAt copies the pixels of row id into dst with one positioned
+// read. The member's CRC-32 is checked by the sequential Read, not here.
+func (s npzStored) ReadImageAt(dst []byte, id int64) error {
+	if id < 0 || id >= s.info.Rows || len(dst) != s.rowBytes {
+		return fmt.Errorf("%s: image %d (%d bytes) outside %d images of %d bytes", s.path, id, len(dst), s.info.Rows, s.rowBytes)
+	}
+	off := s.img.stored + s.img.hdr.Len + id*int64(s.rowBytes)
+	if _, err := s.r.ReadAt(dst, off); err != nil {
+		return fmt.Errorf("%s: image %d at byte offset %d: %w", s.path, id, off, err)
+	}
+	return nil
 }
 
 // npzSource reads rows of the image and label members of one archive.
 type npzSource struct {
 	info     Info
 	path     string
-	f        *os.File
+	r        io.ReaderAt
+	closer   io.Closer
 	img, lab *npzMember
 	classes  int
 	rowBytes int
@@ -64,12 +90,13 @@ type npzMember struct {
 	name   string
 	r      io.Reader
 	closer io.Closer // the decompressor of a deflated member, or nil
+	stored int64     // byte offset of a stored member's data in the archive; -1 when deflated
 	hdr    npyHeader
 	size   int64 // uncompressed bytes, header included
 }
 
 func (s *npzSource) open(size int64) error {
-	zr, err := zip.NewReader(s.f, size)
+	zr, err := zip.NewReader(s.r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return srcErrf(s.path, err, "not a zip archive (is the .npz truncated?)")
 	}
@@ -137,7 +164,7 @@ func (s *npzSource) member(zr *zip.Reader, fileSize int64, key string, bufSize i
 		}
 		return nil, srcErrf(s.path, nil, "no %s.npy member (members: %s)", key, strings.Join(names, ", "))
 	}
-	m := &npzMember{name: zf.Name, size: int64(zf.UncompressedSize64)}
+	m := &npzMember{name: zf.Name, size: int64(zf.UncompressedSize64), stored: -1}
 	off, err := zf.DataOffset()
 	if err != nil {
 		return nil, srcErrf(s.path, err, "%s: bad local header", m.name)
@@ -153,7 +180,8 @@ func (s *npzSource) member(zr *zip.Reader, fileSize int64, key string, bufSize i
 			return nil, srcErrf(s.path, nil, "%s: stored member has compressed size %d but size %d",
 				m.name, csize, m.size)
 		}
-		sr := io.NewSectionReader(s.f, off, m.size)
+		sr := io.NewSectionReader(s.r, off, m.size)
+		m.stored = off
 		m.r = bufio.NewReaderSize(&npzCRCReader{r: sr, want: zf.CRC32}, bufSize)
 	case zip.Deflate:
 		if zf.UncompressedSize64/npzMaxInflated > csize+1 {
@@ -332,7 +360,7 @@ func (s *npzSource) Close() error {
 			errs = append(errs, m.closer.Close())
 		}
 	}
-	return errors.Join(append(errs, s.f.Close())...)
+	return errors.Join(append(errs, s.closer.Close())...)
 }
 
 // npzCRCReader checks the CRC-32 of a stored member as it is read, the way

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -410,10 +411,9 @@ func FuzzNPZFile(f *testing.F) {
 		data, _ := os.ReadFile(p)
 		f.Add(data)
 	}
-	p := filepath.Join(dir, "x.npz") // one file for all inputs, see FuzzCIFARRecords
+	const p = "x.npz" // read from memory, see FuzzCIFARRecords
 	f.Fuzz(func(t *testing.T, data []byte) {
-		os.WriteFile(p, data, 0o644)
-		src, err := OpenNPZ(p, 10)
+		src, err := npzNew(p, bytes.NewReader(data), io.NopCloser(nil), int64(len(data)), 10)
 		if err != nil {
 			srcCheckErr(t, err, ErrFormat, p)
 			return
@@ -436,7 +436,8 @@ func BenchmarkNPZRead(b *testing.B) {
 }
 
 // BenchmarkNPZReadDeflated does the same for a deflated archive
-// (np.savez_compressed layout) of 20,000 images.
+// (np.savez_compressed layout) of 20,000 images with random low bits, which
+// deflate to about 60%, a little better than photos.
 func BenchmarkNPZReadDeflated(b *testing.B) {
 	npzBenchRead(b, 20_000, false)
 }
@@ -455,8 +456,9 @@ func npzBenchRead(b *testing.B, rows int, store bool) {
 	}
 	img := make([]byte, cifarImage)
 	for i := range img {
-		img[i] = byte(i*i/7 + i/3) // compresses somewhat, like a photo
+		img[i] = byte(i / 12)
 	}
+	rng := rand.New(rand.NewPCG(1, 2))
 	for _, m := range []struct {
 		name, descr, shape string
 		row                []byte
@@ -473,6 +475,10 @@ func npzBenchRead(b *testing.B, rows int, store bool) {
 			m.row[0] = byte(i)
 			if m.name == "label.npy" {
 				m.row[0] = byte(i % 10)
+			} else if !store {
+				for j := 0; j < len(m.row); j += 8 {
+					binary.LittleEndian.PutUint64(m.row[j:], binary.LittleEndian.Uint64(m.row[j:])&^0x0707070707070707|rng.Uint64()&0x0707070707070707)
+				}
 			}
 			w.Write(m.row)
 		}

@@ -89,8 +89,8 @@ func storeMustPut(t *testing.T, st Store, name string, data []byte) {
 	}
 }
 
-// storeReadAllSum reads a whole object through ReadAt in chunks of 4 MiB and
-// returns its SHA-256.
+// storeReadAllSum reads a whole object through ReadAt in chunks of 4 MiB
+// and returns its length and SHA-256.
 func storeReadAllSum(t *testing.T, st Store, name string) (int64, [32]byte) {
 	t.Helper()
 	obj, err := st.Open(t.Context(), name)
@@ -146,6 +146,7 @@ func storeFailingReader(data []byte, err error) io.Reader {
 	return io.MultiReader(bytes.NewReader(data), storeOpaque{storeErrReader{err}})
 }
 
+// storeErrReader fails every Read with err.
 type storeErrReader struct{ err error }
 
 func (r storeErrReader) Read([]byte) (int, error) { return 0, r.err }
