@@ -52,6 +52,7 @@ type ShardInfo struct {
 	FirstID int64       `json:"first_id"` // id of the shard's first row
 	LastID  int64       `json:"last_id"`  // id of the shard's last row
 	XXH64   string      `json:"xxh64"`    // xxhash64 of the whole object, 16 hex digits
+	Codec   string      `json:"codec"`    // body compression of this shard: the dataset's, or none where it did not pay
 	Batches []BatchInfo `json:"batches"`  // record batches in file order
 }
 
@@ -125,6 +126,9 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("shard %d: name %q used twice: %w", i, s.Name, ErrFormat)
 		}
 		seen[s.Name] = true
+		if _, err := codecOption(s.Codec); err != nil {
+			return fmt.Errorf("shard %s: %w", s.Name, err)
+		}
 		if s.Rows < 1 || s.Bytes < 1 || len(s.XXH64) != 16 {
 			return fmt.Errorf("shard %s: rows %d, bytes %d, xxh64 %q: %w", s.Name, s.Rows, s.Bytes, s.XXH64, ErrFormat)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Codecs for the body compression of shards.
@@ -63,6 +64,7 @@ func WriteShard(ctx context.Context, store Store, name string, shape Shape, code
 // store only when Close succeeds; after an error, or Abort, nothing is stored.
 type ShardWriter struct {
 	name   string
+	codec  string
 	shape  Shape
 	schema *arrow.Schema
 	info   ShardInfo
@@ -73,19 +75,18 @@ type ShardWriter struct {
 	err    error
 }
 
-// NewShardWriter starts storing shard name in store.
+// NewShardWriter starts storing shard name in store. With codec zstd or
+// lz4, the first batch decides: if a zstd pass over a sample of its images
+// saves less than 3%, as for raw colour thumbnails, the shard is stored
+// uncompressed (ShardInfo.Codec says so) and no time is spent compressing
+// what does not compress.
 func NewShardWriter(ctx context.Context, store Store, name string, shape Shape, codec string) (*ShardWriter, error) {
-	opts, err := codecOption(codec)
-	if err != nil {
+	if _, err := codecOption(codec); err != nil {
 		return nil, err
 	}
-	schema := shape.Schema()
 	pr, pw := io.Pipe()
-	w := &ShardWriter{name: name, shape: shape, schema: schema, info: ShardInfo{Name: name},
-		sink: newShardSink(pw), pw: pw, done: make(chan error, 1)}
-	if w.fw, err = ipc.NewFileWriter(w.sink, append(opts, ipc.WithSchema(schema))...); err != nil {
-		return nil, err
-	}
+	w := &ShardWriter{name: name, shape: shape, schema: shape.Schema(), codec: codec,
+		info: ShardInfo{Name: name}, sink: newShardSink(pw), pw: pw, done: make(chan error, 1)}
 	go func() {
 		err := store.Put(ctx, name, pr, -1)
 		if err != nil {
@@ -105,8 +106,17 @@ func (w *ShardWriter) Write(rows *Rows) error {
 	if rows.Len() == 0 {
 		return nil
 	}
-	if w.info.Rows == 0 {
-		w.info.FirstID = rows.IDs[0]
+	if w.fw == nil {
+		if w.codec != CodecNone && !compressible(rows.Images) {
+			w.codec = CodecNone
+		}
+		opts, _ := codecOption(w.codec)
+		fw, err := ipc.NewFileWriter(w.sink, append(opts, ipc.WithSchema(w.schema))...)
+		if err != nil {
+			w.fail(err)
+			return w.err
+		}
+		w.fw, w.info.Codec, w.info.FirstID = fw, w.codec, rows.IDs[0]
 	}
 	w.info.LastID = rows.IDs[rows.Len()-1]
 	rec := record(w.schema, w.shape, rows)
@@ -119,6 +129,16 @@ func (w *ShardWriter) Write(rows *Rows) error {
 	w.info.Rows += int64(rows.Len())
 	w.info.Batches = append(w.info.Batches, w.sink.endBlock(int64(rows.Len())))
 	return nil
+}
+
+// sampleEncoder compresses samples to decide whether a shard compresses.
+var sampleEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+
+// compressible reports whether zstd saves at least 3% on a sample of images.
+func compressible(images []byte) bool {
+	sample := images[:min(len(images), 256<<10)]
+	out := sampleEncoder.EncodeAll(sample, make([]byte, 0, len(sample)))
+	return len(out) < len(sample)*97/100
 }
 
 // Close finishes the file, waits until the store holds it, and returns the
