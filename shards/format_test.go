@@ -1,0 +1,215 @@
+package shards
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testRows(n int, shape Shape, fill func(i int) byte) *Rows {
+	r := &Rows{}
+	ib := shape.ImageBytes()
+	for i := range n {
+		r.IDs = append(r.IDs, int64(1000+i))
+		r.Labels = append(r.Labels, int16(i%shape.Classes))
+		if shape.CoarseClasses > 0 {
+			r.Coarse = append(r.Coarse, int16(i%shape.CoarseClasses))
+		}
+		for j := range ib {
+			r.Images = append(r.Images, fill(i*ib+j))
+		}
+	}
+	return r
+}
+
+// noise is incompressible: the bytes of a keyed mixer of i.
+func noise(i int) byte {
+	z := uint64(i)*0x9e3779b97f4a7c15 + 1
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return byte(z ^ (z >> 31))
+}
+
+// writeDataset stores rows as one shard and a manifest.
+func writeDataset(t *testing.T, store Store, shape Shape, codec string, rows *Rows) *Manifest {
+	t.Helper()
+	ctx := context.Background()
+	info, err := WriteShard(ctx, store, "shard-000000.arrow", shape, codec, 100, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{Name: "t", Kind: KindGenerated, Split: "train", Shape: shape, Codec: codec,
+		Rows: int64(rows.Len()), ClassCounts: make([]int64, shape.Classes), Shards: []ShardInfo{info},
+		Provenance: Provenance{SourceRows: 5000}}
+	for _, l := range rows.Labels {
+		m.ClassCounts[l]++
+	}
+	if err := WriteManifest(ctx, store, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newLocal(t *testing.T) Store {
+	s, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestShardRoundTripAndRangeReads(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		codec string
+		shape Shape
+	}{
+		{CodecZstd, Shape{Height: 4, Width: 4, Channels: 3, Classes: 10}},
+		{CodecLZ4, Shape{Height: 4, Width: 4, Channels: 3, Classes: 100, CoarseClasses: 20}},
+		{CodecNone, Shape{Height: 28, Width: 28, Channels: 1, Classes: 10}},
+	} {
+		t.Run(tc.codec, func(t *testing.T) {
+			store := newLocal(t)
+			rows := testRows(350, tc.shape, func(i int) byte { return byte(i / 7) })
+			m := writeDataset(t, store, tc.shape, tc.codec, rows)
+			if got := len(m.Shards[0].Batches); got != 4 {
+				t.Fatalf("%d batches of 100 rows for 350 rows", got)
+			}
+			d, err := OpenDataset(ctx, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var whole Rows
+			if err := d.ReadShard(ctx, 0, &whole); err != nil {
+				t.Fatal(err)
+			}
+			var byBatch Rows
+			for j := range m.Shards[0].Batches {
+				if err := d.ReadBatch(ctx, 0, j, &byBatch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, got := range []*Rows{&whole, &byBatch} {
+				if !equalRows(got, rows) {
+					t.Fatal("rows read back differ from rows written")
+				}
+			}
+			if err := Verify(ctx, d, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func equalRows(a, b *Rows) bool {
+	return bytes.Equal(a.Images, b.Images) && slicesEq(a.IDs, b.IDs) && slicesEq(a.Labels, b.Labels) && slicesEq(a.Coarse, b.Coarse)
+}
+
+func slicesEq[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestIncompressibleShardsAreStoredRaw(t *testing.T) {
+	shape := Shape{Height: 32, Width: 32, Channels: 3, Classes: 10}
+	for _, tc := range []struct {
+		fill func(int) byte
+		want string
+	}{{noise, CodecNone}, {func(i int) byte { return byte(i / 3072) }, CodecZstd}} {
+		m := writeDataset(t, newLocal(t), shape, CodecZstd, testRows(200, shape, tc.fill))
+		if m.Shards[0].Codec != tc.want {
+			t.Errorf("shard codec %q, want %q", m.Shards[0].Codec, tc.want)
+		}
+	}
+}
+
+// TestEveryReadChecksTheBytes: a flipped byte anywhere in a shard is caught
+// by ReadShard, by the range read of the batch that holds it, and by
+// Verify, which names the shard.
+func TestEveryReadChecksTheBytes(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 8, Width: 8, Channels: 3, Classes: 10}
+	dir := t.TempDir()
+	store, _ := NewLocal(dir)
+	m := writeDataset(t, store, shape, CodecZstd, testRows(300, shape, noise))
+	s := m.Shards[0]
+	path := filepath.Join(dir, s.Name)
+	orig, _ := os.ReadFile(path)
+	for _, off := range []int64{3, s.Batches[0].Offset - 2, s.Batches[1].Offset + 100, s.Bytes - 5} {
+		bad := bytes.Clone(orig)
+		bad[off] ^= 0x40
+		os.WriteFile(path, bad, 0o644)
+		d, err := OpenDataset(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r Rows
+		if err := d.ReadShard(ctx, 0, &r); !errors.Is(err, ErrChecksum) {
+			t.Errorf("byte %d flipped: ReadShard gave %v, want ErrChecksum", off, err)
+		}
+		for j, b := range s.Batches {
+			err := d.ReadBatch(ctx, 0, j, &r)
+			inside := off >= b.Offset && off < b.Offset+b.Length
+			if inside != errors.Is(err, ErrChecksum) {
+				t.Errorf("byte %d flipped: ReadBatch(%d) gave %v", off, j, err)
+			}
+		}
+		err = Verify(ctx, d, nil)
+		var se *ShardError
+		if !errors.As(err, &se) || se.Shard != s.Name || !strings.Contains(err.Error(), s.Name) {
+			t.Errorf("byte %d flipped: Verify gave %v", off, err)
+		}
+	}
+}
+
+func TestManifestRefusals(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 8, Width: 8, Channels: 3, Classes: 10}
+	store := newLocal(t)
+	if _, err := OpenDataset(ctx, store); !errors.Is(err, ErrNoDataset) {
+		t.Fatalf("empty store: %v, want ErrNoDataset", err)
+	}
+	good := writeDataset(t, store, shape, CodecZstd, testRows(50, shape, noise))
+	for _, tc := range []struct {
+		name   string
+		edit   func(m *Manifest)
+		target error
+	}{
+		{"parent dir", func(m *Manifest) { m.Shards[0].Name = "../other/shard.arrow" }, ErrFormat},
+		{"absolute", func(m *Manifest) { m.Shards[0].Name = "/etc/passwd" }, ErrFormat},
+		{"other bucket", func(m *Manifest) { m.Shards[0].Name = "s3://evil/x.arrow" }, ErrFormat},
+		{"newer version", func(m *Manifest) { m.Version = FormatVersion + 1 }, ErrVersion},
+		{"huge image", func(m *Manifest) { m.Height = 1 << 20 }, ErrFormat},
+		{"class counts", func(m *Manifest) { m.ClassCounts[0]++ }, ErrFormat},
+		{"rows", func(m *Manifest) { m.Shards[0].Rows++ }, ErrFormat},
+		{"batch outside", func(m *Manifest) { m.Shards[0].Batches[0].Length = 1 << 40 }, ErrFormat},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := *good
+			m.Shards = []ShardInfo{good.Shards[0]}
+			m.Shards[0].Batches = append([]BatchInfo(nil), good.Shards[0].Batches...)
+			m.ClassCounts = append([]int64(nil), good.ClassCounts...)
+			tc.edit(&m)
+			data, _ := m.Marshal()
+			if _, err := parseManifest(data, "test"); !errors.Is(err, tc.target) {
+				t.Errorf("got %v, want %v", err, tc.target)
+			}
+		})
+	}
+	// A newer version with fields this version does not know.
+	data := []byte(`{"format":"certmix-shards","version":9,"future":true}`)
+	if _, err := parseManifest(data, "test"); !errors.Is(err, ErrVersion) {
+		t.Errorf("newer manifest with new fields: %v, want ErrVersion", err)
+	}
+}
