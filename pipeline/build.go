@@ -30,7 +30,7 @@ type Options struct {
 
 	Overwrite bool   // replace a dataset already at the destination
 	TempDir   string // where shuffle buckets spill (default os.TempDir())
-	Workers   int    // concurrent shard encoders (default GOMAXPROCS)
+	Workers   int    // concurrent shard encoders (default 2 per core)
 	Tool      string // program and version, recorded in the manifest
 
 	// Progress, if not nil, is called from one goroutine at a time as the
@@ -59,7 +59,7 @@ func (o *Options) defaults(info Info) {
 		o.BatchRows = shards.DefaultBatchRows
 	}
 	if o.Workers <= 0 {
-		o.Workers = runtime.GOMAXPROCS(0)
+		o.Workers = 2 * runtime.GOMAXPROCS(0) // two per core: one encodes while the other waits on I/O
 	}
 	if o.Progress == nil {
 		o.Progress = func(string, int64, int64) {}

@@ -8,9 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 	"unicode/utf8"
 )
 
@@ -58,6 +62,9 @@ func checkObjectName(name string) error {
 // localStore is a Store in a directory of the local file system.
 type localStore struct {
 	dir string // absolute and clean
+
+	mu      sync.Mutex
+	pending map[string]bool // files and directories that PutDeferred left unsynced
 }
 
 // NewLocal returns a Store that keeps each object as a file under dir,
@@ -102,7 +109,46 @@ func (s *localStore) errf(op, name string, err error) error {
 // temporary file and leaves any existing object intact. With size >= 0,
 // exactly size bytes are read; fewer is an error. Cancellation of ctx is
 // noticed between reads of r.
-func (s *localStore) Put(ctx context.Context, name string, r io.Reader, size int64) (err error) {
+func (s *localStore) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.put(ctx, name, r, size, true)
+}
+
+// PutDeferred is Put without waiting for the disk: the file's write-back is
+// started at once (sync_file_range), and Sync waits for it. Readers see the
+// object complete either way; only its survival of a crash waits for Sync.
+func (s *localStore) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.put(ctx, name, r, size, false)
+}
+
+// Sync makes every PutDeferred so far durable: it fsyncs their files, then
+// their directories.
+func (s *localStore) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	var files, dirs []string
+	for p, isDir := range pending {
+		if isDir {
+			dirs = append(dirs, p)
+		} else {
+			files = append(files, p)
+		}
+	}
+	slices.Sort(files)
+	slices.Sort(dirs)
+	for _, p := range append(files, dirs...) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := localFsync(p); err != nil {
+			return fmt.Errorf("local store %s: sync: %w", s.dir, err)
+		}
+	}
+	return nil
+}
+
+func (s *localStore) put(ctx context.Context, name string, r io.Reader, size int64, durable bool) (err error) {
 	p, err := s.path(name)
 	if err != nil {
 		return err
@@ -143,8 +189,12 @@ func (s *localStore) Put(ctx context.Context, name string, r io.Reader, size int
 	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	} else {
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE) // a hint; Sync checks
 	}
 	closed = true
 	if err := f.Close(); err != nil {
@@ -156,7 +206,30 @@ func (s *localStore) Put(ctx context.Context, name string, r io.Reader, size int
 	if err := os.Rename(tmp, p); err != nil {
 		return err
 	}
+	if !durable {
+		s.mu.Lock()
+		if s.pending == nil {
+			s.pending = map[string]bool{}
+		}
+		s.pending[p], s.pending[dir] = false, true
+		s.mu.Unlock()
+		return nil
+	}
 	return localSyncDir(dir)
+}
+
+// localFsync fsyncs a file or directory by path; directories on file
+// systems that cannot sync them are tolerated.
+func localFsync(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fmt.Errorf("fsync %s: %w", p, err)
+	}
+	return nil
 }
 
 // localSyncDir fsyncs a directory so that a rename in it survives a crash.

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -102,5 +103,26 @@ func TestLocalLayout(t *testing.T) {
 	_, err = st.Open(t.Context(), "nope")
 	if !errors.Is(err, ErrNotExist) || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("open of an absent object: %v", err)
+	}
+}
+
+func TestPutDeferredIsVisibleAtOnceAndSyncs(t *testing.T) {
+	ctx := context.Background()
+	st, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := st.(DeferredStore)
+	if err := ds.PutDeferred(ctx, "a/b.arrow", strings.NewReader("hello"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.Stat(ctx, "a/b.arrow"); err != nil || n != 5 {
+		t.Fatalf("Stat after PutDeferred: %d, %v", n, err)
+	}
+	if err := ds.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.(*localStore).pending) != 0 {
+		t.Error("Sync left pending files")
 	}
 }

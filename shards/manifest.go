@@ -213,11 +213,17 @@ func (m *Manifest) Marshal() ([]byte, error) {
 }
 
 // WriteManifest validates m and stores it in one atomic Put: the moment the
-// dataset becomes visible to readers.
+// dataset becomes visible to readers. Shards put with deferred durability
+// are synced first.
 func WriteManifest(ctx context.Context, store Store, m *Manifest) error {
 	m.Format, m.Version, m.Layout = formatName, FormatVersion, Layout
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: refusing to write an invalid manifest: %w", store, err)
+	}
+	if ds, ok := store.(DeferredStore); ok {
+		if err := ds.Sync(ctx); err != nil {
+			return err
+		}
 	}
 	data, err := m.Marshal()
 	if err != nil {

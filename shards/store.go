@@ -41,3 +41,16 @@ type Object interface {
 	// Size is the object's length in bytes.
 	Size() int64
 }
+
+// DeferredStore is implemented by stores whose Puts can become visible
+// before they are durable (the local store: fsync is what costs there). A
+// build puts its shards this way, so that disk write-back overlaps encoding,
+// and WriteManifest syncs them all before it puts the manifest, so that a
+// durable manifest never names a shard that is not. S3 needs neither.
+type DeferredStore interface {
+	Store
+	// PutDeferred is Put, atomic for readers, durable only after Sync.
+	PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error
+	// Sync makes every PutDeferred so far durable.
+	Sync(ctx context.Context) error
+}

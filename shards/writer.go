@@ -87,8 +87,12 @@ func NewShardWriter(ctx context.Context, store Store, name string, shape Shape, 
 	pr, pw := io.Pipe()
 	w := &ShardWriter{name: name, shape: shape, schema: shape.Schema(), codec: codec,
 		info: ShardInfo{Name: name}, sink: newShardSink(pw), pw: pw, done: make(chan error, 1)}
+	put := store.Put
+	if ds, ok := store.(DeferredStore); ok {
+		put = ds.PutDeferred // WriteManifest syncs
+	}
 	go func() {
-		err := store.Put(ctx, name, pr, -1)
+		err := put(ctx, name, pr, -1)
 		if err != nil {
 			err = fmt.Errorf("write shard %s/%s: %w", store, name, err)
 		}

@@ -46,7 +46,7 @@ func runBuild(ctx context.Context, args []string) error {
 	fs.Int64Var(&opts.Take, "take", 0, "draw this many rows uniformly without replacement (0 = all); with one seed, smaller takes are nested in larger ones")
 	fs.BoolVar(&opts.Overwrite, "overwrite", false, "replace a dataset already at --out")
 	fs.StringVar(&opts.TempDir, "tmp", os.TempDir(), "directory for the shuffle's spill files (as large as the output) when there is more than one shard")
-	fs.IntVar(&opts.Workers, "workers", 0, "concurrent shard encoders (default: number of CPUs)")
+	fs.IntVar(&opts.Workers, "workers", 0, "concurrent shard encoders (default: 2 per CPU, so one encodes while another waits on I/O)")
 	s3cfg := s3Flags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
