@@ -43,7 +43,7 @@ func newBuckets(k int, maxKey uint64, imageBytes int, dir string) (*buckets, err
 		b.mem = make([][]byte, 1)
 		return b, nil
 	}
-	bufSize := max(16<<10, min(256<<10, (32<<20)/k))
+	bufSize := max(4<<10, min(1<<20, (16<<20)/k)) // 16 MiB in all, whatever k, so memory stays flat
 	for i := range k {
 		f, err := os.CreateTemp(dir, fmt.Sprintf("certmix-shuffle-%03d-*", i))
 		if err != nil {
