@@ -142,9 +142,10 @@ func s3Transport(secure bool, dialTimeout time.Duration) (*http.Transport, error
 	return tr, nil
 }
 
-// s3CloseIdleConnections closes the idle connections of all S3 stores; tests
-// call it before checking for leaked goroutines.
-func s3CloseIdleConnections() {
+// CloseIdleS3Connections closes the idle connections of all S3 stores: a
+// long-lived program may call it after a burst of work, and tests call it
+// before checking that no goroutine leaked.
+func CloseIdleS3Connections() {
 	s3Transports.Lock()
 	defer s3Transports.Unlock()
 	for _, tr := range s3Transports.m {

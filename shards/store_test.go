@@ -22,7 +22,7 @@ import (
 // alive), then stops the server the tests started.
 func TestMain(m *testing.M) {
 	os.Exit(s3test.Run(m, func() error {
-		s3CloseIdleConnections()
+		CloseIdleS3Connections()
 		return s3test.FindLeaks()
 	}))
 }
