@@ -280,7 +280,7 @@ func TestPairedSweeps(t *testing.T) {
 }
 
 func TestGeneratedDrawsAreUniform(t *testing.T) {
-	real, gen := sets(t) // 300 generated images
+	real, gen := sets(t)                 // 300 generated images
 	cfg := mixConfig(real, gen, 50, 0.7) // 35 generated a step
 	counts := map[int64]float64{}
 	const steps = 600 // 21,000 draws: 70 expected per image
