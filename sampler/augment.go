@@ -48,25 +48,60 @@ func (a Augment) apply(dst, src []byte, h, w, c, oh, ow int, r uint64) {
 			sy = min(max(sy, 0), h-1)
 		}
 		in := src[sy*w*c : (sy+1)*w*c]
-		if !flip && dx >= 0 && dx+ow <= w {
-			copy(out, in[dx*c:(dx+ow)*c]) // the interior: one copy per row
-			continue
+		// Output columns [x0, x1) come from the image; the rest is padding:
+		// before x0 the left border (or, flipped, the right), after x1 the other.
+		// (With a padding wider than half the crop, a row may lie wholly
+		// in the padding: x0 == x1.)
+		var x0, x1 int
+		if flip {
+			x0, x1 = max(0, dx+ow-w), min(ow, dx+ow)
+		} else {
+			x0, x1 = max(0, -dx), min(ow, w-dx)
 		}
-		for x := range ow {
-			sx := x + dx
-			if flip {
-				sx = ow - 1 - x + dx
-			}
-			o := out[x*c : (x+1)*c]
-			if sx < 0 || sx >= w {
-				if !a.Edge {
-					clear(o)
-					continue
-				}
-				sx = min(max(sx, 0), w-1)
-			}
-			copy(o, in[sx*c:(sx+1)*c])
+		x0 = min(x0, ow)
+		x1 = max(x1, x0)
+		if flip {
+			reverse(out[x0*c:x1*c], in[(dx+ow-x1)*c:(dx+ow-x0)*c], c)
+		} else {
+			copy(out[x0*c:x1*c], in[(dx+x0)*c:(dx+x1)*c])
 		}
+		first, last := in[:c], in[(w-1)*c:]
+		if flip {
+			first, last = last, first
+		}
+		pad(out[:x0*c], first, a.Edge)
+		pad(out[x1*c:], last, a.Edge)
+	}
+}
+
+// reverse copies the pixels of src into dst in reverse order.
+func reverse(dst, src []byte, c int) {
+	n := len(dst) / c
+	switch c {
+	case 1:
+		for i := range n {
+			dst[i] = src[n-1-i]
+		}
+	case 3:
+		for i := range n {
+			d, s := dst[i*3:i*3+3], src[(n-1-i)*3:(n-i)*3]
+			d[0], d[1], d[2] = s[0], s[1], s[2]
+		}
+	default:
+		for i := range n {
+			copy(dst[i*c:(i+1)*c], src[(n-1-i)*c:(n-i)*c])
+		}
+	}
+}
+
+// pad fills dst with zeros, or with copies of the border pixel px.
+func pad(dst, px []byte, edge bool) {
+	if !edge {
+		clear(dst)
+		return
+	}
+	for i := 0; i < len(dst); i += len(px) {
+		copy(dst[i:], px)
 	}
 }
 

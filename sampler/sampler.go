@@ -36,7 +36,7 @@ type Config struct {
 
 	Prefetch    int   // batches made ahead of the consumer (default 8)
 	Workers     int   // goroutines that make batches (default GOMAXPROCS)
-	CacheBytes  int64 // decoded record batches kept in memory (default 512 MiB)
+	CacheBytes  int64 // decoded record batches kept in memory (default 256 MiB)
 	GroupBlocks int   // record batches a source draws from at a time (default 4)
 	Lookahead   int   // steps ahead whose record batches are fetched early (default 64)
 
@@ -160,7 +160,7 @@ func (c *Config) defaults() error {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
 	if c.CacheBytes <= 0 {
-		c.CacheBytes = 512 << 20
+		c.CacheBytes = 256 << 20
 	}
 	if c.GroupBlocks <= 0 {
 		c.GroupBlocks = 4

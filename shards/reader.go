@@ -1,8 +1,8 @@
 package shards
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -73,7 +74,7 @@ func (d *Dataset) ReadShard(ctx context.Context, i int, dst *Rows) error {
 		if err != nil {
 			return fmt.Errorf("%s/%s batch %d: %v: %w", d.store, s.Name, j, err, ErrFormat)
 		}
-		err = d.appendRows(dst, rec, s.Batches[j].Rows)
+		err = d.appendRows(dst, rec, s.Batches[j].Rows, false)
 		rec.Release()
 		if err != nil {
 			return fmt.Errorf("%s/%s batch %d: %w", d.store, s.Name, j, err)
@@ -86,11 +87,14 @@ func (d *Dataset) ReadShard(ctx context.Context, i int, dst *Rows) error {
 }
 
 // ReadBatch fetches record batch j of shard i with one range read, checks
-// its checksum, and appends its rows to dst.
+// its checksum, and appends its rows to dst. When dst is empty and the batch
+// is stored uncompressed, dst's columns share the fetched bytes instead of
+// copying them (their capacity is capped, so a later append copies): treat
+// them as read-only.
 func (d *Dataset) ReadBatch(ctx context.Context, i, j int, dst *Rows) error {
 	s := d.Manifest.Shards[i]
 	b := s.Batches[j]
-	msg, err := d.schemaMessage(ctx)
+	schema, err := d.schemaMessage(ctx)
 	if err != nil {
 		return err
 	}
@@ -98,19 +102,54 @@ func (d *Dataset) ReadBatch(ctx context.Context, i, j int, dst *Rows) error {
 	if err != nil {
 		return fmt.Errorf("batch %d: %w", j, err)
 	}
-	r, err := ipc.NewReader(io.MultiReader(bytes.NewReader(msg), bytes.NewReader(data)), ipc.WithSchema(d.Manifest.Schema()))
+	fail := func(err error) error {
+		return fmt.Errorf("%s/%s batch %d at offset %d: %v: %w", d.store, s.Name, j, b.Offset, err, ErrFormat)
+	}
+	r, err := ipc.NewReaderFromMessageReader(&memMessages{msgs: [][]byte{schema, data}},
+		ipc.WithSchema(d.Manifest.Schema()), ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
-		return fmt.Errorf("%s/%s batch %d: %v: %w", d.store, s.Name, j, err, ErrFormat)
+		return fail(err)
 	}
 	defer r.Release()
 	if !r.Next() {
-		return fmt.Errorf("%s/%s batch %d: no record batch at offset %d: %v: %w", d.store, s.Name, j, b.Offset, r.Err(), ErrFormat)
+		return fail(fmt.Errorf("no record batch (%v)", r.Err()))
 	}
-	if err := d.appendRows(dst, r.RecordBatch(), b.Rows); err != nil {
+	if err := d.appendRows(dst, r.RecordBatch(), b.Rows, dst.Len() == 0); err != nil {
 		return fmt.Errorf("%s/%s batch %d: %w", d.store, s.Name, j, err)
 	}
 	return nil
 }
+
+// memMessages yields encapsulated IPC messages held in memory, their bodies
+// shared, not copied.
+type memMessages struct {
+	msgs [][]byte
+	next int
+}
+
+func (m *memMessages) Message() (msg *ipc.Message, err error) {
+	if m.next == len(m.msgs) {
+		return nil, io.EOF
+	}
+	b := m.msgs[m.next]
+	m.next++
+	if len(b) < 8 || binary.LittleEndian.Uint32(b) != 0xFFFFFFFF {
+		return nil, errors.New("no IPC message continuation marker")
+	}
+	n := int64(binary.LittleEndian.Uint32(b[4:]))
+	if n < 4 || 8+n > int64(len(b)) {
+		return nil, fmt.Errorf("IPC message metadata of %d bytes in a %d-byte message", n, len(b))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("invalid IPC message metadata: %v", r)
+		}
+	}()
+	return ipc.NewMessage(memory.NewBufferBytes(b[8:8+n]), memory.NewBufferBytes(b[8+n:])), nil
+}
+
+func (m *memMessages) Release() {}
+func (m *memMessages) Retain()  {}
 
 // schemaMessage returns the schema's encapsulated IPC message, which precedes
 // every record batch in a shard; it is read once from the first shard.
@@ -163,8 +202,8 @@ func (d *Dataset) fetch(ctx context.Context, name string, off, length int64, sum
 }
 
 // appendRows copies a decoded record batch onto dst after checking its schema
-// and row count.
-func (d *Dataset) appendRows(dst *Rows, rec arrow.RecordBatch, want int64) error {
+// and row count; with share, dst takes the batch's columns without a copy.
+func (d *Dataset) appendRows(dst *Rows, rec arrow.RecordBatch, want int64, share bool) error {
 	m := d.Manifest
 	if !rec.Schema().Equal(m.Schema()) {
 		return fmt.Errorf("schema %v differs from the manifest's: %w", rec.Schema(), ErrFormat)
@@ -179,10 +218,11 @@ func (d *Dataset) appendRows(dst *Rows, rec arrow.RecordBatch, want int64) error
 	}
 	col := 0
 	next := func() arrow.Array { c := rec.Column(col); col++; return c }
-	dst.IDs = append(dst.IDs, next().(*array.Int64).Int64Values()...)
-	dst.Labels = append(dst.Labels, next().(*array.Int16).Int16Values()...)
+	ids := next().(*array.Int64).Int64Values()
+	labels := next().(*array.Int16).Int16Values()
+	var coarse []int16
 	if m.CoarseClasses > 0 {
-		dst.Coarse = append(dst.Coarse, next().(*array.Int16).Int16Values()...)
+		coarse = next().(*array.Int16).Int16Values()
 	}
 	img := next().(*array.FixedSizeBinary)
 	n := int(rec.NumRows()) * m.ImageBytes()
@@ -190,8 +230,20 @@ func (d *Dataset) appendRows(dst *Rows, rec arrow.RecordBatch, want int64) error
 	if b := img.Data().Buffers()[1]; b != nil {
 		vals = b.Bytes()[min(img.Data().Offset()*m.ImageBytes(), b.Len()):]
 	}
-	if len(vals) < n {
-		return fmt.Errorf("image column holds %d bytes, want %d: %w", len(vals), n, ErrFormat)
+	if len(vals) < n || len(ids) != int(want) || len(labels) != int(want) || len(coarse) != int(want)*min(m.CoarseClasses, 1) {
+		return fmt.Errorf("columns hold %d ids, %d labels, %d coarse labels, %d image bytes for %d rows: %w", len(ids), len(labels), len(coarse), len(vals), want, ErrFormat)
+	}
+	if share {
+		dst.IDs, dst.Labels, dst.Images = ids[:want:want], labels[:want:want], vals[:n:n]
+		if coarse != nil {
+			dst.Coarse = coarse[:want:want]
+		}
+		return nil
+	}
+	dst.IDs = append(dst.IDs, ids...)
+	dst.Labels = append(dst.Labels, labels...)
+	if coarse != nil {
+		dst.Coarse = append(dst.Coarse, coarse...)
 	}
 	dst.Images = append(dst.Images, vals[:n]...)
 	return nil

@@ -1,0 +1,167 @@
+package sampler
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"certmix/internal/s3test"
+	"certmix/pipeline"
+	"certmix/shards"
+)
+
+// BenchmarkSample streams B=512, f=0.7, crop+flip, uint8 batches from a
+// 50,000-image real set and a generated set of CERTMIX_BENCH_GEN images
+// (default 1M), CIFAR-shaped, from local shards and from versitygw:
+//
+//	CERTMIX_BENCH_GEN=1000000 go test ./sampler -run '^$' -bench Sample -benchtime 1x
+//
+// The datasets are built once into CERTMIX_BENCH_DIR and reused. Peak RSS
+// is the process's: run one size per process (task bench does).
+func BenchmarkSample(b *testing.B) {
+	gen := envInt(b, "CERTMIX_BENCH_GEN", 1_000_000)
+	steps := envInt(b, "CERTMIX_BENCH_STEPS", 2000)
+	dir := os.Getenv("CERTMIX_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	ctx := context.Background()
+	realURL := benchSet(b, filepath.Join(dir, "real-50k"), 50_000, 1)
+	genURL := benchSet(b, filepath.Join(dir, fmt.Sprintf("gen-%d", gen)), gen, 2)
+	for _, where := range []string{"local", "s3"} {
+		if only := os.Getenv("CERTMIX_BENCH_STORE"); only != "" && only != where {
+			continue
+		}
+		b.Run(fmt.Sprintf("store=%s/gen=%d", where, gen), func(b *testing.B) {
+			real, err := shards.Open(ctx, realURL, shards.S3Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			g, err := shards.Open(ctx, genURL, shards.S3Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if where == "s3" {
+				srv := s3test.Start(b)
+				cfg := shards.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+				bucket := srv.Bucket(b)
+				real = copySet(b, real, cfg, bucket, "real")
+				g = copySet(b, g, cfg, bucket, "gen")
+			}
+			cfg := Config{Sources: []Source{{Dataset: real, Fraction: 0.3}, {Dataset: g, Fraction: 0.7, Replacement: true}},
+				Batch: 512, Seed: 1, Augment: Augment{Pad: 4, Flip: true}}
+			for range b.N {
+				it, err := New(ctx, cfg, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				for range steps {
+					if _, err := it.Next(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(steps*512)/time.Since(start).Seconds(), "images/s")
+				it.Close()
+			}
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			b.ReportMetric(float64(ru.Maxrss)/1024, "peakRSS-MiB")
+		})
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	return def
+}
+
+// benchSet builds, once, a dataset of n incompressible CIFAR-shaped images.
+func benchSet(b *testing.B, dir string, n int, seed uint64) string {
+	if _, err := os.Stat(filepath.Join(dir, shards.ManifestName)); err == nil {
+		return dir
+	}
+	store, err := shards.NewLocal(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := pipeline.Build(context.Background(), &noiseSource{n: n, x: seed*0x9e3779b97f4a7c15 + 1}, store, pipeline.Options{Seed: seed, Kind: shards.KindGenerated, TempDir: b.TempDir()}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built %s (%d images) in %s", dir, n, time.Since(start))
+	return dir
+}
+
+// copySet copies a dataset's objects into an S3 prefix.
+func copySet(b *testing.B, d *shards.Dataset, cfg shards.S3Config, bucket, prefix string) *shards.Dataset {
+	ctx := context.Background()
+	dst, err := shards.NewS3(ctx, cfg, bucket, prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := []string{}
+	for _, s := range d.Manifest.Shards {
+		names = append(names, s.Name)
+	}
+	for _, name := range append(names, shards.ManifestName) {
+		obj, err := d.Store().Open(ctx, name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := dst.Put(ctx, name, io.NewSectionReader(obj, 0, obj.Size()), obj.Size()); err != nil {
+			b.Fatal(err)
+		}
+		obj.Close()
+	}
+	out, err := shards.OpenDataset(ctx, dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// noiseSource yields n incompressible 32x32x3 images, labels id%10.
+type noiseSource struct {
+	n, next int
+	x       uint64
+}
+
+func (s *noiseSource) Info() pipeline.Info {
+	return pipeline.Info{Format: "noise", Height: 32, Width: 32, Channels: 3, Classes: 10, Rows: int64(s.n)}
+}
+
+func (s *noiseSource) Read(c *pipeline.Chunk, n int) error {
+	c.First, c.Labels, c.Images = int64(s.next), c.Labels[:0], c.Images[:0]
+	if s.next == s.n {
+		return io.EOF
+	}
+	k := min(n, s.n-s.next)
+	for i := range k {
+		c.Labels = append(c.Labels, int16((s.next+i)%10))
+	}
+	c.Images = append(c.Images, make([]byte, k*3072)...)
+	for i := 0; i < len(c.Images); i += 8 {
+		s.x ^= s.x << 13
+		s.x ^= s.x >> 7
+		s.x ^= s.x << 17
+		binary.LittleEndian.PutUint64(c.Images[i:], s.x)
+	}
+	s.next += k
+	return nil
+}
+
+func (s *noiseSource) Close() error { return nil }
