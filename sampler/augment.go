@@ -60,9 +60,11 @@ func (a Augment) apply(dst, src []byte, h, w, c, oh, ow int, r uint64) {
 		}
 		x0 = min(x0, ow)
 		x1 = max(x1, x0)
-		if flip {
+		switch {
+		case x1 == x0:
+		case flip:
 			reverse(out[x0*c:x1*c], in[(dx+ow-x1)*c:(dx+ow-x0)*c], c)
-		} else {
+		default:
 			copy(out[x0*c:x1*c], in[(dx+x0)*c:(dx+x1)*c])
 		}
 		first, last := in[:c], in[(w-1)*c:]

@@ -391,3 +391,47 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		t.Errorf("%d goroutines after Close, %d before", n, before)
 	}
 }
+
+// TestS3OutageIsBridged: the S3 server stops for a moment while batches
+// stream; reads are retried with backoff and the batches are those of an
+// uninterrupted run.
+func TestS3OutageIsBridged(t *testing.T) {
+	srv := s3test.StartPrivate(t)
+	bucket := srv.Bucket(t)
+	ctx := context.Background()
+	cfgS3 := shards.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+	var ds []*shards.Dataset
+	for i, n := range []int{100, 300} {
+		s3, err := shards.NewS3(ctx, cfgS3, bucket, fmt.Sprintf("set%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, makeSet(t, s3, n, small, 64, 16, int64(i)*1_000_000))
+	}
+	cfg := mixConfig(ds[0], ds[1], 30, 0.7)
+	cfg.CacheBytes, cfg.Prefetch, cfg.Workers = 1, 1, 1 // every step fetches
+	want := collect(t, cfg, nil, 30)
+
+	it, err := New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var got []Batch
+	for i := range 30 {
+		if i == 10 {
+			srv.Stop()
+			go func() { time.Sleep(400 * time.Millisecond); srv.Restart() }()
+		}
+		b, err := it.Next(ctx)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		c := *b
+		c.Images, c.Labels, c.IDs, c.Sources = slices.Clone(b.Images), slices.Clone(b.Labels), slices.Clone(b.IDs), slices.Clone(b.Sources)
+		got = append(got, c)
+	}
+	if err := equalBatches(got, want); err != nil {
+		t.Error(err)
+	}
+}

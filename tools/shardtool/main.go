@@ -32,6 +32,7 @@ var commands = []command{
 	{"inspect", "print a dataset's manifest summary, class histogram and sizes", runInspect},
 	{"verify", "check checksums, decode every row and check ids and counts", runVerify},
 	{"peek", "write a PNG grid of a few images with their labels", runPeek},
+	{"sample", "stream exact-ratio mixed batches and report their statistics and throughput", runSample},
 }
 
 func usage() {

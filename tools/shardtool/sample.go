@@ -1,0 +1,428 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"certmix/internal/imagegrid"
+	"certmix/sampler"
+	"certmix/shards"
+)
+
+const sampleExamples = `  # the paper's mix: 70% generated images in every batch of 512, for one epoch of the real set
+  shardtool sample --real data/cifar10-train --generated s3://bucket/cifar10-gen-1m --fraction 0.7 --batch 512
+
+  # 100 steps with a look at the first batch and a checkpoint, then 100 more from the checkpoint
+  shardtool sample --real data/fmnist-train --generated data/fmnist-gen --steps 100 --png /tmp/batch.png --save-state /tmp/state.json
+  shardtool sample --real data/fmnist-train --generated data/fmnist-gen --steps 100 --resume /tmp/state.json
+
+  # what rank 3 of 8 draws in two epochs of real images only
+  shardtool sample --real data/cifar10-train --fraction 0 --rank 3 --world-size 8 --epochs 2
+`
+
+// maxSampleTiles bounds the --png grid: a person looks at it.
+const maxSampleTiles = 64
+
+// sourceNames and sourceBorders name and colour the sources of a mix, in
+// sampler order: real first, then generated.
+var (
+	sourceNames   = []string{"real", "generated"}
+	sourceBorders = []color.RGBA{
+		{0x1f, 0x77, 0xb4, 0xff}, // real: blue
+		{0xff, 0x7f, 0x0e, 0xff}, // generated: orange
+	}
+)
+
+func runSample(ctx context.Context, args []string) (err error) {
+	fs := newFlags("sample", "sample --real URL [--generated URL] [--fraction F] [--batch N] [--steps N | --epochs N] [flags]", sampleExamples)
+	var (
+		realURL, genURL, pngOut, resume, saveState string
+		fraction                                   float64
+		batch, epochs, rank, world, cropPad        int
+		steps                                      int64
+		seed                                       uint64
+		replReal, replGen, edge, noFlip            bool
+		prefetch, workers                          int
+		cacheMiB                                   int64
+	)
+	fs.StringVar(&realURL, "real", "", "the real dataset: a directory, file://DIR or s3://BUCKET/PREFIX (required); its size sets the epoch")
+	fs.StringVar(&genURL, "generated", "", "the generated dataset (required when --fraction > 0)")
+	fs.Float64Var(&fraction, "fraction", 0.7, "share of generated images in every batch, 0..1: floor(batch*fraction) of them, exactly")
+	fs.IntVar(&batch, "batch", 512, "images per batch on each rank")
+	fs.Int64Var(&steps, "steps", 0, "batches to draw (default: one epoch)")
+	fs.IntVar(&epochs, "epochs", 0, "epochs to draw, instead of --steps")
+	fs.Uint64Var(&seed, "seed", 0, "seed of every random choice: the same seed gives the same batches")
+	fs.IntVar(&rank, "rank", 0, "this rank, 0..world-size-1")
+	fs.IntVar(&world, "world-size", 1, "number of ranks; each draws its own disjoint share of every step")
+	fs.BoolVar(&replReal, "replacement-real", false, "draw real images with replacement")
+	fs.BoolVar(&replGen, "replacement-generated", true, "draw generated images with replacement (the paper's loader)")
+	fs.IntVar(&cropPad, "crop-pad", 4, "random crop of the image's size from the image padded by this much on each side (0: no crop)")
+	fs.BoolVar(&edge, "edge", false, "pad the crop by replicating the border instead of with zeros")
+	fs.BoolVar(&noFlip, "no-flip", false, "no random horizontal flip")
+	fs.IntVar(&prefetch, "prefetch", 0, "batches made ahead of the consumer (default 8)")
+	fs.IntVar(&workers, "workers", 0, "goroutines that make batches (default: one per CPU)")
+	fs.Int64Var(&cacheMiB, "cache-mib", 0, "MiB of decoded record batches kept in memory (default 512)")
+	fs.StringVar(&pngOut, "png", "", fmt.Sprintf("write a PNG grid of the first batch (at most %d images), framed blue for real, orange for generated", maxSampleTiles))
+	fs.StringVar(&resume, "resume", "", "start from this state (JSON written by --save-state) instead of step 0")
+	fs.StringVar(&saveState, "save-state", "", "write the state after the last step to this file (JSON), to --resume from")
+	s3cfg := s3Flags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if realURL == "" || len(pos) > 0 {
+		fs.Usage()
+		return fmt.Errorf("--real is required, and no positional arguments are taken")
+	}
+	switch {
+	case !(fraction >= 0 && fraction <= 1):
+		return fmt.Errorf("--fraction %v outside [0,1]: it is the share of generated images in every batch", fraction)
+	case fraction > 0 && genURL == "":
+		return fmt.Errorf("--fraction %v needs --generated (or --fraction 0 for real images only)", fraction)
+	case batch < 1:
+		return fmt.Errorf("--batch %d, want at least 1", batch)
+	case given["steps"] && given["epochs"]:
+		return fmt.Errorf("--steps and --epochs are alternatives: give one")
+	case given["steps"] && steps < 1:
+		return fmt.Errorf("--steps %d, want at least 1", steps)
+	case given["epochs"] && epochs < 1:
+		return fmt.Errorf("--epochs %d, want at least 1", epochs)
+	case world < 1:
+		return fmt.Errorf("--world-size %d, want at least 1", world)
+	case rank < 0 || rank >= world:
+		return fmt.Errorf("--rank %d outside 0..%d (--world-size %d)", rank, world-1, world)
+	case cropPad < 0:
+		return fmt.Errorf("--crop-pad %d, want 0 (no crop) or more", cropPad)
+	case prefetch < 0 || workers < 0 || cacheMiB < 0:
+		return fmt.Errorf("--prefetch %d, --workers %d, --cache-mib %d: want 0 (the default) or more", prefetch, workers, cacheMiB)
+	}
+	for flagName, path := range map[string]string{"png": pngOut, "save-state": saveState} {
+		if err := checkDir(path); err != nil {
+			return fmt.Errorf("--%s: %w", flagName, err)
+		}
+	}
+	var state *sampler.State
+	if resume != "" {
+		if state, err = readState(resume); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+	}
+
+	// Open the datasets here rather than in the sampler, to print what they
+	// are and to know the epoch.
+	s3 := s3cfg()
+	cfg := sampler.Config{
+		Batch: batch, Seed: seed, Rank: rank, WorldSize: world,
+		Augment:  sampler.Augment{Pad: cropPad, Edge: edge, Flip: !noFlip},
+		Prefetch: prefetch, Workers: workers, CacheBytes: cacheMiB << 20,
+		S3: s3,
+	}
+	urls := []string{realURL}
+	if genURL != "" {
+		urls = append(urls, genURL)
+	}
+	fractions := []float64{1 - fraction, fraction}[:len(urls)] // fraction is 0 without --generated
+	replacement := []bool{replReal, replGen}
+	var sets []*shards.Dataset
+	for i, u := range urls {
+		d, err := shards.Open(ctx, u, s3)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", sourceNames[i], err)
+		}
+		if k := d.Manifest.Kind; k != sourceNames[i] {
+			fmt.Fprintf(os.Stderr, "shardtool sample: warning: --%s %s is a dataset of kind %q\n", sourceNames[i], d, k)
+		}
+		sets = append(sets, d)
+		cfg.Sources = append(cfg.Sources, sampler.Source{Dataset: d, Fraction: fractions[i], Replacement: replacement[i]})
+	}
+	quotas, err := sampler.Quotas(batch, fractions)
+	if err != nil {
+		return fmt.Errorf("--batch %d, --fraction %v: %w", batch, fraction, err)
+	}
+	// The sampler's default epoch, made explicit so that what is printed
+	// is what it uses.
+	realRows := sets[0].Manifest.Rows
+	if realRows < 1 {
+		return fmt.Errorf("--real %s holds no image", sets[0])
+	}
+	global := int64(batch) * int64(world)
+	cfg.StepsPerEpoch = (realRows + global - 1) / global
+	stepsPer := cfg.StepsPerEpoch
+	total := steps
+	if !given["steps"] {
+		total = max(int64(epochs), 1) * stepsPer
+	}
+
+	if need := workingSet(sets, quotas); cacheMiB > 0 && cacheMiB<<20 < need {
+		fmt.Fprintf(os.Stderr, "shardtool sample: warning: --cache-mib %d is less than the %.0f MiB of record batches a step draws from: blocks will be read again and again\n",
+			cacheMiB, float64(need)/(1<<20))
+	}
+
+	it, err := sampler.New(ctx, cfg, state)
+	if err != nil {
+		if state != nil {
+			return fmt.Errorf("resume from %s: %w", resume, err)
+		}
+		return fmt.Errorf("start the sampler: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the sampler: %w", cerr)
+		}
+	}()
+	first := it.State()
+
+	for i, d := range sets {
+		m := d.Manifest
+		how := "without"
+		if replacement[i] {
+			how = "with"
+		}
+		fmt.Printf("%-10s %s: %s (%s, %s split), %d images of %dx%dx%d, %d classes; drawn %s replacement\n",
+			sourceNames[i], d, m.Name, m.Kind, m.Split, m.Rows, m.Height, m.Width, m.Channels, m.Classes, how)
+	}
+	fmt.Printf("%-10s %s, rank %d of %d\n", "batch", describeQuotas(quotas, fraction, batch), rank, world)
+	fmt.Printf("%-10s %d steps per epoch (%d real images / %d per step on %d rank(s), rounded up)\n",
+		"epoch", stepsPer, realRows, global, world)
+	fmt.Printf("%-10s %s\n", "augment", describeAugment(cfg.Augment, sets[0].Manifest.Shape))
+	from := ""
+	if state != nil {
+		from = ", resumed from " + resume
+	}
+	fmt.Printf("%-10s %s from step %d (epoch %d)%s, seed %d\n", "run", plural(total, "step"), first.Step, first.Epoch, from, seed)
+
+	var grid []imagegrid.Tile
+	var gh, gw, gc, gridStep int
+	p := newProgress()
+	p.update("sample", 0, total)
+	var images int64
+	var firstBatch time.Duration
+	start := time.Now()
+	for i := range total {
+		b, err := it.Next(ctx)
+		if err != nil {
+			p.finish()
+			err = fmt.Errorf("step %d: %w", first.Step+i, err)
+			if ctx.Err() != nil && saveState != "" {
+				if serr := writeState(saveState, it.State()); serr != nil {
+					return errors.Join(err, serr)
+				}
+				return fmt.Errorf("%w (state at step %d saved to %s)", err, it.State().Step, saveState)
+			}
+			return err
+		}
+		if i == 0 {
+			firstBatch = time.Since(start)
+			if pngOut != "" {
+				grid, gh, gw, gc, gridStep = batchTiles(b), b.Height, b.Width, b.Channels, int(b.Step)
+			}
+		}
+		images += int64(b.Len())
+		if (b.Step+1)%stepsPer == 0 {
+			if p.bar != nil {
+				_ = p.bar.Clear()
+			}
+			printEpoch(it.Stats(), sets, stepsPer)
+		}
+		p.update("sample", i+1, total)
+	}
+	elapsed := time.Since(start)
+	p.finish()
+	if st := it.Stats(); st.Steps > 0 && st.Steps < stepsPer {
+		printEpoch(st, sets, stepsPer)
+	}
+
+	steady := ""
+	if total > 1 && elapsed > firstBatch {
+		steady = fmt.Sprintf(", %.0f/s after the first batch", float64(images-int64(batch))/(elapsed-firstBatch).Seconds())
+	}
+	fmt.Printf("%-10s %s, %d images in %s: %.0f images/s (first batch after %s%s)\n", "done",
+		plural(total, "step"), images, elapsed.Round(time.Millisecond), float64(images)/max(elapsed.Seconds(), 1e-9),
+		firstBatch.Round(time.Microsecond), steady)
+	last := it.State()
+	fmt.Printf("%-10s step %d, epoch %d (the next step to draw)\n", "state", last.Step, last.Epoch)
+	if saveState != "" {
+		if err := writeState(saveState, last); err != nil {
+			return err
+		}
+		fmt.Printf("%-10s %s\n", "saved", saveState)
+	}
+	if pngOut != "" {
+		scale := 2
+		if max(gh, gw) <= 32 {
+			scale = 4
+		}
+		var buf bytes.Buffer
+		if err := imagegrid.WritePNG(&buf, grid, gh, gw, gc, 8, scale); err != nil {
+			return fmt.Errorf("--png: %w", err)
+		}
+		if err := os.WriteFile(pngOut, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("--png: %w", err)
+		}
+		fmt.Printf("%-10s %s: first %d of the %d images of step %d, captions label #id, framed blue for real, orange for generated\n",
+			"wrote", pngOut, len(grid), batch, gridStep)
+	}
+	return nil
+}
+
+// groupBlocks is the sampler's default Config.GroupBlocks: each source
+// draws from this many record batches at a time.
+const groupBlocks = 4
+
+// workingSet estimates the bytes of decoded record batches that the
+// sampler's cache must hold for the draws of a step to hit it: a group of
+// the largest blocks of each source that has a quota, as the cache counts
+// them (pixels and 10 bytes of id and label a row).
+func workingSet(sets []*shards.Dataset, quotas []int) int64 {
+	var n int64
+	for i, d := range sets {
+		if quotas[i] == 0 {
+			continue
+		}
+		var rows, blocks int64
+		for _, s := range d.Manifest.Shards {
+			for _, b := range s.Batches {
+				rows = max(rows, b.Rows)
+				blocks++
+			}
+		}
+		n += min(blocks, groupBlocks) * rows * int64(d.Manifest.ImageBytes()+10)
+	}
+	return n
+}
+
+// describeQuotas says how a batch splits, e.g. "154 real + 358 generated
+// per batch (f=0.70 of 512)".
+func describeQuotas(quotas []int, fraction float64, batch int) string {
+	var parts []string
+	for i, q := range quotas {
+		parts = append(parts, fmt.Sprintf("%d %s", q, sourceNames[i]))
+	}
+	f := strconv.FormatFloat(fraction, 'f', -1, 64)
+	if len(f) < 4 { // at least two decimals: 0.70, 1.00
+		f = fmt.Sprintf("%.2f", fraction)
+	}
+	return fmt.Sprintf("%s per batch (f=%s of %d)", strings.Join(parts, " + "), f, batch)
+}
+
+// describeAugment says what the augmentation does to images of shape s.
+func describeAugment(a sampler.Augment, s shards.Shape) string {
+	var parts []string
+	if a.Pad > 0 {
+		fill := "zeros"
+		if a.Edge {
+			fill = "the replicated border"
+		}
+		parts = append(parts, fmt.Sprintf("random %dx%d crop of the image padded by %d (%s)", s.Height, s.Width, a.Pad, fill))
+	}
+	if a.Flip {
+		parts = append(parts, "random horizontal flip")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printEpoch prints the accounting of one epoch of stepsPer steps, or of
+// its steps so far.
+func printEpoch(st sampler.Stats, sets []*shards.Dataset, stepsPer int64) {
+	steps := plural(st.Steps, "step")
+	if st.Steps < stepsPer {
+		steps = fmt.Sprintf("%d of %d steps so far", st.Steps, stepsPer)
+	}
+	var parts []string
+	for i, d := range sets {
+		parts = append(parts, fmt.Sprintf("%s %d drawn, %d unique of %d", sourceNames[i], st.Drawn[i], st.Unique[i], d.Manifest.Rows))
+	}
+	frac := ""
+	if len(sets) > 1 {
+		frac = fmt.Sprintf("; generated fraction %.4f", st.Fraction(1))
+	}
+	fmt.Printf("%-10s %s: %s%s\n", fmt.Sprintf("epoch %d", st.Epoch), steps, strings.Join(parts, "; "), frac)
+}
+
+// batchTiles copies the first images of b into tiles framed by source: the
+// batch's memory is recycled by the next call to Next.
+func batchTiles(b *sampler.Batch) []imagegrid.Tile {
+	ib := b.Height * b.Width * b.Channels
+	tiles := make([]imagegrid.Tile, min(b.Len(), maxSampleTiles))
+	for i := range tiles {
+		tiles[i] = imagegrid.Tile{
+			Pixels:  bytes.Clone(b.Images[i*ib : (i+1)*ib]),
+			Caption: fmt.Sprintf("%d #%d", b.Labels[i], b.IDs[i]),
+			Border:  sourceBorders[b.Sources[i]],
+		}
+	}
+	return tiles
+}
+
+// checkDir checks, before any work, that a file can be written at path
+// (empty: nothing to check): its directory exists.
+func checkDir(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot write %s: %s is not a directory", path, dir)
+	}
+	return nil
+}
+
+// readState reads a state written by writeState.
+func readState(path string) (*sampler.State, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var st sampler.State
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("%s is not a sampler state: %w", path, err)
+	}
+	return &st, nil
+}
+
+// writeState writes st as JSON, replacing path only once the new state is
+// complete, so that an interrupted write leaves the previous one.
+func writeState(path string, st sampler.State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("--save-state: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--save-state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--save-state: %w", err)
+	}
+	return nil
+}
+
+// plural returns "1 step", "2 steps".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
