@@ -38,8 +38,8 @@ func runVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ok %s: %d shards, %d rows, checksums, ids, labels and counts verified in %s\n",
-		d, len(d.Manifest.Shards), d.Manifest.Rows, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("ok %s: %s, %d rows, checksums, ids, labels and counts verified in %s\n",
+		d, plural(int64(len(d.Manifest.Shards)), "shard"), d.Manifest.Rows, time.Since(start).Round(time.Millisecond))
 	if *nested != "" {
 		large, err := shards.Open(ctx, *nested, cfg)
 		if err != nil {
@@ -52,3 +52,4 @@ func runVerify(ctx context.Context, args []string) error {
 	}
 	return nil
 }
+
