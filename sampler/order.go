@@ -43,12 +43,13 @@ type layout struct {
 
 // order computes the draws of one source.
 type order struct {
-	seed        uint64
-	src         uint64
-	rows        int64
-	blocks      []block
-	group       int
-	replacement bool
+	seed         uint64
+	src          uint64
+	rows         int64
+	blocks       []block
+	maxBlockRows int64
+	group        int
+	replacement  bool
 
 	mu      sync.Mutex
 	layouts map[int64]*layout // by cycle; a few recent ones
@@ -62,6 +63,7 @@ func newOrder(seed uint64, src int, m *shards.Manifest, group int, replacement b
 	for i, s := range m.Shards {
 		for j, b := range s.Batches {
 			o.blocks = append(o.blocks, block{shard: i, batch: j, rows: b.Rows, start: start})
+			o.maxBlockRows = max(o.maxBlockRows, b.Rows)
 			start += b.Rows
 		}
 	}

@@ -36,7 +36,7 @@ type Config struct {
 
 	Prefetch    int   // batches made ahead of the consumer (default 8)
 	Workers     int   // goroutines that make batches (default GOMAXPROCS)
-	CacheBytes  int64 // decoded record batches kept in memory (default 256 MiB)
+	CacheBytes  int64 // decoded record batches kept in memory (default 256 MiB; raised to two groups per source)
 	GroupBlocks int   // record batches a source draws from at a time (default 4)
 	Lookahead   int   // steps ahead whose record batches are fetched early (default 64)
 
@@ -131,6 +131,16 @@ func New(ctx context.Context, cfg Config, state *State) (*Iterator, error) {
 		global := int64(cfg.Batch * cfg.WorldSize)
 		it.stepsPer = (it.sets[0].Manifest.Rows + global - 1) / global
 	}
+	// The cache must hold, per source, the group being drawn from and the
+	// next one being fetched ahead; less would refetch a block for nearly
+	// every draw.
+	var floor int64
+	for i, o := range it.orders {
+		if it.quotas[i] > 0 {
+			floor += 2 * int64(cfg.GroupBlocks) * o.maxBlockRows * int64(it.shape.ImageBytes()+10)
+		}
+	}
+	it.cfg.CacheBytes = max(cfg.CacheBytes, floor)
 	if state != nil {
 		if err := it.resume(state); err != nil {
 			return nil, err
@@ -147,8 +157,19 @@ func (c *Config) defaults() error {
 	if len(c.Sources) == 0 {
 		return errors.New("sampler: no sources")
 	}
+	for i, s := range c.Sources {
+		if !(s.Fraction >= 0 && s.Fraction <= 1) {
+			return fmt.Errorf("sampler: source %d (%s): fraction %v outside [0,1]", i, s.URL, s.Fraction)
+		}
+	}
+	if c.Batch < 1 {
+		return fmt.Errorf("sampler: batch size %d, want at least 1", c.Batch)
+	}
 	if c.WorldSize == 0 {
 		c.WorldSize = 1
+	}
+	if c.WorldSize < 0 {
+		return fmt.Errorf("sampler: world size %d, want at least 1", c.WorldSize)
 	}
 	if c.Rank < 0 || c.Rank >= c.WorldSize {
 		return fmt.Errorf("sampler: rank %d outside 0..%d", c.Rank, c.WorldSize-1)
@@ -216,6 +237,15 @@ func (it *Iterator) start(ctx context.Context) {
 		})
 	}
 }
+
+// Config returns the configuration in use, defaults filled in.
+func (it *Iterator) Config() Config { return it.cfg }
+
+// Quotas returns the images of each source in every batch.
+func (it *Iterator) Quotas() []int { return slices.Clone(it.quotas) }
+
+// StepsPerEpoch returns the steps of one epoch.
+func (it *Iterator) StepsPerEpoch() int64 { return it.stepsPer }
 
 // batch returns a recycled batch, or a new one.
 func (it *Iterator) batch() *Batch {

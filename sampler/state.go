@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -47,7 +48,8 @@ func (it *Iterator) resume(st *State) error {
 			st.Seed, st.Batch, st.Rank, st.WorldSize, len(st.Sources), cur.Seed, cur.Batch, cur.Rank, cur.WorldSize, len(cur.Sources))
 	}
 	for i := range st.Sources {
-		if st.Sources[i] != cur.Sources[i] {
+		a, b := st.Sources[i], cur.Sources[i]
+		if a.Manifest != b.Manifest || a.Replacement != b.Replacement || math.Abs(a.Fraction-b.Fraction) > 1e-9 {
 			return fmt.Errorf("sampler: resume state source %d is %+v, the configuration has %+v (another dataset or fraction)", i, st.Sources[i], cur.Sources[i])
 		}
 	}

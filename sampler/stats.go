@@ -32,11 +32,11 @@ func (it *Iterator) newStats(epoch int64) *Stats {
 	return s
 }
 
-// Stats returns the accounting of the current epoch so far; LastEpoch that
-// of the epoch before (nil during the first).
+// Stats returns the accounting of the epoch of the last batch returned, so far.
 func (it *Iterator) Stats() Stats { return it.stats.copy() }
 
-// LastEpoch returns the accounting of the last completed epoch, or nil.
+// LastEpoch returns the accounting of the last completed epoch (complete as
+// soon as its last batch is returned), or nil.
 func (it *Iterator) LastEpoch() *Stats { return it.lastEpoch }
 
 func (s *Stats) copy() Stats {
@@ -55,8 +55,6 @@ func (it *Iterator) account(b *Batch) {
 // image is read), so that a resumed iterator can replay its epoch.
 func (it *Iterator) countStep(step int64) {
 	if e := step / it.stepsPer; e != it.stats.Epoch {
-		last := it.stats.copy()
-		it.lastEpoch = &last
 		it.stats = it.newStats(e)
 	}
 	s := it.stats
@@ -74,6 +72,10 @@ func (it *Iterator) countStep(step int64) {
 			}
 			s.Drawn[src]++
 		}
+	}
+	if (step+1)%it.stepsPer == 0 {
+		last := s.copy()
+		it.lastEpoch = &last
 	}
 }
 

@@ -67,9 +67,11 @@ type localStore struct {
 	pending map[string]bool // files and directories that PutDeferred left unsynced
 }
 
-// NewLocal returns a Store that keeps each object as a file under dir,
-// creating dir if it is missing. Puts are atomic (temporary file, fsync,
-// rename, fsync of the directory), so a crash never leaves a partial object.
+// NewLocal returns a Store that keeps each object as a file under dir. A
+// missing dir is created by the first Put, not before, so that reading a
+// mistyped path leaves nothing behind. Puts are atomic (temporary file,
+// fsync, rename, fsync of the directory), so a crash never leaves a partial
+// object.
 func NewLocal(dir string) (Store, error) {
 	if dir == "" {
 		return nil, errors.New("local store: empty directory name")
@@ -78,8 +80,8 @@ func NewLocal(dir string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local store %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("local store %s: %w", abs, err)
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("local store %s: not a directory", abs)
 	}
 	return &localStore{dir: abs}, nil
 }
@@ -305,6 +307,9 @@ func (s *localStore) List(ctx context.Context) ([]string, error) {
 	var names []string
 	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if p == s.dir && errors.Is(err, fs.ErrNotExist) {
+				return nil // no directory yet: no objects
+			}
 			return err
 		}
 		if err := ctx.Err(); err != nil {

@@ -61,7 +61,8 @@ func TestLocalFailedPutLeavesNoTemp(t *testing.T) {
 	storeMustList(t, st)
 }
 
-// TestLocalNewLocal creates missing directories and refuses a file.
+// TestLocalNewLocal creates a missing directory at the first Put, not
+// before, and refuses a file.
 func TestLocalNewLocal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	st, err := NewLocal(dir)
@@ -71,8 +72,17 @@ func TestLocalNewLocal(t *testing.T) {
 	if st.String() != dir {
 		t.Errorf("String = %q, want %q", st.String(), dir)
 	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("NewLocal created the directory: %v", err)
+	}
+	if names, err := st.List(context.Background()); err != nil || len(names) != 0 {
+		t.Fatalf("List of a missing directory: %v, %v", names, err)
+	}
+	if err := st.Put(context.Background(), "x", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Fatalf("directory not created: %v", err)
+		t.Fatalf("directory not created by Put: %v", err)
 	}
 	file := filepath.Join(dir, "f")
 	os.WriteFile(file, nil, 0o644)

@@ -69,9 +69,9 @@ func runSample(ctx context.Context, args []string) (err error) {
 	fs.IntVar(&cropPad, "crop-pad", 4, "random crop of the image's size from the image padded by this much on each side (0: no crop)")
 	fs.BoolVar(&edge, "edge", false, "pad the crop by replicating the border instead of with zeros")
 	fs.BoolVar(&noFlip, "no-flip", false, "no random horizontal flip")
-	fs.IntVar(&prefetch, "prefetch", 0, "batches made ahead of the consumer (default 8)")
+	fs.IntVar(&prefetch, "prefetch", 0, "batches made ahead of the consumer (0: the sampler's default)")
 	fs.IntVar(&workers, "workers", 0, "goroutines that make batches (default: one per CPU)")
-	fs.Int64Var(&cacheMiB, "cache-mib", 0, "MiB of decoded record batches kept in memory (default 512)")
+	fs.Int64Var(&cacheMiB, "cache-mib", 0, "MiB of decoded record batches kept in memory (0: the sampler's default, 256); raised to two groups of record batches per source if less")
 	fs.StringVar(&pngOut, "png", "", fmt.Sprintf("write a PNG grid of the first batch (at most %d images), framed blue for real, orange for generated", maxSampleTiles))
 	fs.StringVar(&resume, "resume", "", "start from this state (JSON written by --save-state) instead of step 0")
 	fs.StringVar(&saveState, "save-state", "", "write the state after the last step to this file (JSON), to --resume from")
@@ -147,29 +147,9 @@ func runSample(ctx context.Context, args []string) (err error) {
 		sets = append(sets, d)
 		cfg.Sources = append(cfg.Sources, sampler.Source{Dataset: d, Fraction: fractions[i], Replacement: replacement[i]})
 	}
-	quotas, err := sampler.Quotas(batch, fractions)
-	if err != nil {
-		return fmt.Errorf("--batch %d, --fraction %v: %w", batch, fraction, err)
-	}
-	// The sampler's default epoch, made explicit so that what is printed
-	// is what it uses.
-	realRows := sets[0].Manifest.Rows
-	if realRows < 1 {
+	if sets[0].Manifest.Rows < 1 {
 		return fmt.Errorf("--real %s holds no image", sets[0])
 	}
-	global := int64(batch) * int64(world)
-	cfg.StepsPerEpoch = (realRows + global - 1) / global
-	stepsPer := cfg.StepsPerEpoch
-	total := steps
-	if !given["steps"] {
-		total = max(int64(epochs), 1) * stepsPer
-	}
-
-	if need := workingSet(sets, quotas); cacheMiB > 0 && cacheMiB<<20 < need {
-		fmt.Fprintf(os.Stderr, "shardtool sample: warning: --cache-mib %d is less than the %.0f MiB of record batches a step draws from: blocks will be read again and again\n",
-			cacheMiB, float64(need)/(1<<20))
-	}
-
 	it, err := sampler.New(ctx, cfg, state)
 	if err != nil {
 		if state != nil {
@@ -183,6 +163,12 @@ func runSample(ctx context.Context, args []string) (err error) {
 		}
 	}()
 	first := it.State()
+	quotas, stepsPer := it.Quotas(), it.StepsPerEpoch()
+	realRows, global := sets[0].Manifest.Rows, int64(batch)*int64(world)
+	total := steps
+	if !given["steps"] {
+		total = max(int64(epochs), 1) * stepsPer
+	}
 
 	for i, d := range sets {
 		m := d.Manifest
@@ -275,32 +261,6 @@ func runSample(ctx context.Context, args []string) (err error) {
 			"wrote", pngOut, len(grid), batch, gridStep)
 	}
 	return nil
-}
-
-// groupBlocks is the sampler's default Config.GroupBlocks: each source
-// draws from this many record batches at a time.
-const groupBlocks = 4
-
-// workingSet estimates the bytes of decoded record batches that the
-// sampler's cache must hold for the draws of a step to hit it: a group of
-// the largest blocks of each source that has a quota, as the cache counts
-// them (pixels and 10 bytes of id and label a row).
-func workingSet(sets []*shards.Dataset, quotas []int) int64 {
-	var n int64
-	for i, d := range sets {
-		if quotas[i] == 0 {
-			continue
-		}
-		var rows, blocks int64
-		for _, s := range d.Manifest.Shards {
-			for _, b := range s.Batches {
-				rows = max(rows, b.Rows)
-				blocks++
-			}
-		}
-		n += min(blocks, groupBlocks) * rows * int64(d.Manifest.ImageBytes()+10)
-	}
-	return n
 }
 
 // describeQuotas says how a batch splits, e.g. "154 real + 358 generated

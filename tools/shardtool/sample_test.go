@@ -107,7 +107,7 @@ func TestSample(t *testing.T) {
 			{"no generated set", []string{"sample", "--real", real}, []string{"--fraction 0.7 needs --generated"}},
 			{"no real set", []string{"sample", "--generated", gen}, []string{"--real is required"}},
 			{"steps and epochs", append(mix, "--steps", "3", "--epochs", "1"), []string{"--steps and --epochs"}},
-			{"batch too small for the mix", append(mix, "--batch", "1"), []string{"--batch 1", "no image of source 1"}},
+			{"batch too small for the mix", append(mix, "--batch", "1"), []string{"batch of 1", "no image of source 1"}},
 			{"rank outside the world", append(mix, "--rank", "2", "--world-size", "2"), []string{"--rank 2 outside 0..1"}},
 			{"other image shape", []string{"sample", "--real", real, "--generated", other}, []string{other, "32x32x3", "28x28x1", "must agree"}},
 			{"missing dataset", []string{"sample", "--real", real, "--generated", filepath.Join(dir, "absent")}, []string{"--generated", "absent", "not a dataset"}},

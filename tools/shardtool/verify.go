@@ -52,4 +52,3 @@ func runVerify(ctx context.Context, args []string) error {
 	}
 	return nil
 }
-
