@@ -46,67 +46,36 @@ var (
 func runSample(ctx context.Context, args []string) (err error) {
 	fs := newFlags("sample", "sample --real URL [--generated URL] [--fraction F] [--batch N] [--steps N | --epochs N] [flags]", sampleExamples)
 	var (
-		realURL, genURL, pngOut, resume, saveState string
-		fraction                                   float64
-		batch, epochs, rank, world, cropPad        int
-		steps                                      int64
-		seed                                       uint64
-		replReal, replGen, edge, noFlip            bool
-		prefetch, workers                          int
-		cacheMiB                                   int64
+		pngOut, resume, saveState string
+		epochs                    int
+		steps                     int64
 	)
-	fs.StringVar(&realURL, "real", "", "the real dataset: a directory, file://DIR or s3://BUCKET/PREFIX (required); its size sets the epoch")
-	fs.StringVar(&genURL, "generated", "", "the generated dataset (required when --fraction > 0)")
-	fs.Float64Var(&fraction, "fraction", 0.7, "share of generated images in every batch, 0..1: floor(batch*fraction) of them, exactly")
-	fs.IntVar(&batch, "batch", 512, "images per batch on each rank")
+	mix := addMixFlags(fs, true)
 	fs.Int64Var(&steps, "steps", 0, "batches to draw (default: one epoch)")
 	fs.IntVar(&epochs, "epochs", 0, "epochs to draw, instead of --steps")
-	fs.Uint64Var(&seed, "seed", 0, "seed of every random choice: the same seed gives the same batches")
-	fs.IntVar(&rank, "rank", 0, "this rank, 0..world-size-1")
-	fs.IntVar(&world, "world-size", 1, "number of ranks; each draws its own disjoint share of every step")
-	fs.BoolVar(&replReal, "replacement-real", false, "draw real images with replacement")
-	fs.BoolVar(&replGen, "replacement-generated", true, "draw generated images with replacement (the paper's loader)")
-	fs.IntVar(&cropPad, "crop-pad", 4, "random crop of the image's size from the image padded by this much on each side (0: no crop)")
-	fs.BoolVar(&edge, "edge", false, "pad the crop by replicating the border instead of with zeros")
-	fs.BoolVar(&noFlip, "no-flip", false, "no random horizontal flip")
-	fs.IntVar(&prefetch, "prefetch", 0, "batches made ahead of the consumer (0: the sampler's default)")
-	fs.IntVar(&workers, "workers", 0, "goroutines that make batches (default: one per CPU)")
-	fs.Int64Var(&cacheMiB, "cache-mib", 0, "MiB of decoded record batches kept in memory (0: the sampler's default, 256); raised to two groups of record batches per source if less")
 	fs.StringVar(&pngOut, "png", "", fmt.Sprintf("write a PNG grid of the first batch (at most %d images), framed blue for real, orange for generated", maxSampleTiles))
 	fs.StringVar(&resume, "resume", "", "start from this state (JSON written by --save-state) instead of step 0")
 	fs.StringVar(&saveState, "save-state", "", "write the state after the last step to this file (JSON), to --resume from")
-	s3cfg := s3Flags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if realURL == "" || len(pos) > 0 {
+	if mix.realURL == "" || len(pos) > 0 {
 		fs.Usage()
 		return fmt.Errorf("--real is required, and no positional arguments are taken")
 	}
+	if err := mix.check(); err != nil {
+		return err
+	}
 	switch {
-	case !(fraction >= 0 && fraction <= 1):
-		return fmt.Errorf("--fraction %v outside [0,1]: it is the share of generated images in every batch", fraction)
-	case fraction > 0 && genURL == "":
-		return fmt.Errorf("--fraction %v needs --generated (or --fraction 0 for real images only)", fraction)
-	case batch < 1:
-		return fmt.Errorf("--batch %d, want at least 1", batch)
 	case given["steps"] && given["epochs"]:
 		return fmt.Errorf("--steps and --epochs are alternatives: give one")
 	case given["steps"] && steps < 1:
 		return fmt.Errorf("--steps %d, want at least 1", steps)
 	case given["epochs"] && epochs < 1:
 		return fmt.Errorf("--epochs %d, want at least 1", epochs)
-	case world < 1:
-		return fmt.Errorf("--world-size %d, want at least 1", world)
-	case rank < 0 || rank >= world:
-		return fmt.Errorf("--rank %d outside 0..%d (--world-size %d)", rank, world-1, world)
-	case cropPad < 0:
-		return fmt.Errorf("--crop-pad %d, want 0 (no crop) or more", cropPad)
-	case prefetch < 0 || workers < 0 || cacheMiB < 0:
-		return fmt.Errorf("--prefetch %d, --workers %d, --cache-mib %d: want 0 (the default) or more", prefetch, workers, cacheMiB)
 	}
 	for flagName, path := range map[string]string{"png": pngOut, "save-state": saveState} {
 		if err := checkDir(path); err != nil {
@@ -119,37 +88,11 @@ func runSample(ctx context.Context, args []string) (err error) {
 			return fmt.Errorf("--resume: %w", err)
 		}
 	}
-
-	// Open the datasets here rather than in the sampler, to print what they
-	// are and to know the epoch.
-	s3 := s3cfg()
-	cfg := sampler.Config{
-		Batch: batch, Seed: seed, Rank: rank, WorldSize: world,
-		Augment:  sampler.Augment{Pad: cropPad, Edge: edge, Flip: !noFlip},
-		Prefetch: prefetch, Workers: workers, CacheBytes: cacheMiB << 20,
-		S3: s3,
+	cfg, sets, err := mix.open(ctx, "sample")
+	if err != nil {
+		return err
 	}
-	urls := []string{realURL}
-	if genURL != "" {
-		urls = append(urls, genURL)
-	}
-	fractions := []float64{1 - fraction, fraction}[:len(urls)] // fraction is 0 without --generated
-	replacement := []bool{replReal, replGen}
-	var sets []*shards.Dataset
-	for i, u := range urls {
-		d, err := shards.Open(ctx, u, s3)
-		if err != nil {
-			return fmt.Errorf("--%s: %w", sourceNames[i], err)
-		}
-		if k := d.Manifest.Kind; k != sourceNames[i] {
-			fmt.Fprintf(os.Stderr, "shardtool sample: warning: --%s %s is a dataset of kind %q\n", sourceNames[i], d, k)
-		}
-		sets = append(sets, d)
-		cfg.Sources = append(cfg.Sources, sampler.Source{Dataset: d, Fraction: fractions[i], Replacement: replacement[i]})
-	}
-	if sets[0].Manifest.Rows < 1 {
-		return fmt.Errorf("--real %s holds no image", sets[0])
-	}
+	batch, world, fraction, replacement := mix.batch, mix.world, mix.fraction, []bool{mix.replReal, mix.replGen}
 	it, err := sampler.New(ctx, cfg, state)
 	if err != nil {
 		if state != nil {
@@ -179,7 +122,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 		fmt.Printf("%-10s %s: %s (%s, %s split), %d images of %dx%dx%d, %d classes; drawn %s replacement\n",
 			sourceNames[i], d, m.Name, m.Kind, m.Split, m.Rows, m.Height, m.Width, m.Channels, m.Classes, how)
 	}
-	fmt.Printf("%-10s %s, rank %d of %d\n", "batch", describeQuotas(quotas, fraction, batch), rank, world)
+	fmt.Printf("%-10s %s, rank %d of %d\n", "batch", describeQuotas(quotas, fraction, batch), mix.rank, world)
 	fmt.Printf("%-10s %d steps per epoch (%d real images / %d per step on %d rank(s), rounded up)\n",
 		"epoch", stepsPer, realRows, global, world)
 	fmt.Printf("%-10s %s\n", "augment", describeAugment(cfg.Augment, sets[0].Manifest.Shape))
@@ -187,7 +130,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 	if state != nil {
 		from = ", resumed from " + resume
 	}
-	fmt.Printf("%-10s %s from step %d (epoch %d)%s, seed %d\n", "run", plural(total, "step"), first.Step, first.Epoch, from, seed)
+	fmt.Printf("%-10s %s from step %d (epoch %d)%s, seed %d\n", "run", plural(total, "step"), first.Step, first.Epoch, from, mix.seed)
 
 	var grid []imagegrid.Tile
 	var gh, gw, gc, gridStep int
