@@ -22,7 +22,7 @@ type cache struct {
 	entries map[blockKey]*entry
 	lru     *list.List // of blockKey, most recent at the front
 
-	hits, misses, fetchedBytes int64
+	hits, misses, fetchedBytes, refetches int64
 }
 
 type blockKey struct{ src, block int }
@@ -69,6 +69,9 @@ func (c *cache) get(ctx context.Context, key blockKey, fetch fetcher) (*shards.R
 	rows := &shards.Rows{}
 	err := fetch(ctx, key, rows)
 	if errors.Is(err, shards.ErrChecksum) {
+		c.mu.Lock()
+		c.refetches++
+		c.mu.Unlock()
 		rows.Reset()
 		err = fetch(ctx, key, rows) // once more: a flipped bit in transit
 	}

@@ -91,3 +91,20 @@ func (it *Iterator) replayStats(step int64) {
 		it.countStep(s)
 	}
 }
+
+// IOStats counts what an iterator read, for monitoring.
+type IOStats struct {
+	CacheHits    int64 // record batches found in the cache
+	CacheMisses  int64 // record batches fetched from the store
+	FetchedBytes int64 // decoded bytes of the record batches fetched
+	Refetches    int64 // record batches fetched again after a checksum mismatch
+	Queued       int   // batches made ahead, waiting for Next
+}
+
+// IOStats returns the iterator's I/O counters so far.
+func (it *Iterator) IOStats() IOStats {
+	c := it.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return IOStats{CacheHits: c.hits, CacheMisses: c.misses, FetchedBytes: c.fetchedBytes, Refetches: c.refetches, Queued: len(it.pending)}
+}

@@ -33,6 +33,7 @@ var commands = []command{
 	{"verify", "check checksums, decode every row and check ids and counts", runVerify},
 	{"peek", "write a PNG grid of a few images with their labels", runPeek},
 	{"sample", "stream exact-ratio mixed batches and report their statistics and throughput", runSample},
+	{"serve", "stream mixed batches to training processes (PyTorch) over a socket, with Prometheus metrics", runServe},
 }
 
 func usage() {
