@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/flate"
+
+	"certmix/internal/npy"
 )
 
 const (
@@ -91,7 +93,7 @@ type npzMember struct {
 	r      io.Reader
 	closer io.Closer // the decompressor of a deflated member, or nil
 	stored int64     // byte offset of a stored member's data in the archive; -1 when deflated
-	hdr    npyHeader
+	hdr    npy.Header
 	size   int64 // uncompressed bytes, header included
 }
 
@@ -196,7 +198,7 @@ func (s *npzSource) member(zr *zip.Reader, fileSize int64, key string, bufSize i
 	default:
 		return nil, srcErrf(s.path, nil, "%s: unsupported zip compression method %d", m.name, zf.Method)
 	}
-	if m.hdr, err = npyReadHeader(m.r, m.size); err != nil {
+	if m.hdr, err = npy.ReadHeader(m.r, m.size); err != nil {
 		if m.closer != nil {
 			m.closer.Close()
 		}
@@ -217,7 +219,7 @@ func (s *npzSource) checkImage() error {
 	case len(h.Shape) != 4:
 		return srcErrf(s.path, nil, "%s: shape %v, want 4 dimensions (N, H, W, C)", s.img.name, h.Shape)
 	}
-	if _, ok := npyCount(h.Shape[1:], srcMaxRowBytes); !ok || min(h.Shape[1], h.Shape[2], h.Shape[3]) == 0 {
+	if _, ok := npy.Count(h.Shape[1:], srcMaxRowBytes); !ok || min(h.Shape[1], h.Shape[2], h.Shape[3]) == 0 {
 		return srcErrf(s.path, nil, "%s: image shape %v must be non-empty and at most %d bytes",
 			s.img.name, h.Shape[1:], srcMaxRowBytes)
 	}

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"certmix/internal/npy"
 )
 
 // npzTestPython runs a numpy script with /usr/bin/python3; numpy
@@ -276,7 +278,7 @@ func npyTestHeader(descr string, fortran bool, shape string) []byte {
 	d := fmt.Sprintf("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr, f, shape)
 	pad := (64 - (10+len(d)+1)%64) % 64
 	d += strings.Repeat(" ", pad) + "\n"
-	return append(binary.LittleEndian.AppendUint16([]byte(npyMagic+"\x01\x00"), uint16(len(d))), d...)
+	return append(binary.LittleEndian.AppendUint16([]byte(npy.Magic+"\x01\x00"), uint16(len(d))), d...)
 }
 
 // npzTestMember is one member of an archive written by npzTestWrite.
@@ -331,7 +333,7 @@ func npzTestWrite(t testing.TB, path string, members ...npzTestMember) {
 
 func TestNPYHeader(t *testing.T) {
 	v2 := func(d string) []byte {
-		return append(binary.LittleEndian.AppendUint32([]byte(npyMagic+"\x02\x00"), uint32(len(d))), d...)
+		return append(binary.LittleEndian.AppendUint32([]byte(npy.Magic+"\x02\x00"), uint32(len(d))), d...)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -361,7 +363,7 @@ func TestNPYHeader(t *testing.T) {
 		{"trailing", v2("{'descr': '<i8', 'fortran_order': False, 'shape': ()} x"), "", "", "trailing text"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := npyReadHeader(bytes.NewReader(tc.data), int64(len(tc.data)))
+			h, err := npy.ReadHeader(bytes.NewReader(tc.data), int64(len(tc.data)))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)
@@ -384,7 +386,7 @@ func FuzzNPYHeader(f *testing.F) {
 	f.Add([]byte("\x93NUMPY\x02\x00\x10\x00\x00\x00{'shape': (1L,)}"))
 	f.Add([]byte("\x93NUMPY\x03\x00\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := npyReadHeader(bytes.NewReader(data), int64(len(data)))
+		h, err := npy.ReadHeader(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
 		}

@@ -1,4 +1,6 @@
-package pipeline
+// Package npy reads numpy .npy headers: the magic, the version, and the dict
+// of dtype, order and shape, refusing what would make a reader over-allocate.
+package npy
 
 import (
 	"encoding/binary"
@@ -11,32 +13,32 @@ import (
 	"strings"
 )
 
-// npyMagic starts every .npy file.
-const npyMagic = "\x93NUMPY"
+// Magic starts every .npy file.
+const Magic = "\x93NUMPY"
 
-// npyMaxHeader bounds the header length read from a .npy preamble, so a
+// maxHeader bounds the header length read from a .npy preamble, so a
 // corrupt length never makes us allocate more than this before parsing.
-const npyMaxHeader = 1 << 20
+const maxHeader = 1 << 20
 
-// npyDType is a parsed numpy dtype string such as '<i8' or '|u1'.
-type npyDType struct {
+// DType is a parsed numpy dtype string such as '<i8' or '|u1'.
+type DType struct {
 	Kind byte // 'i' signed integer, 'u' unsigned integer, 'f' float, 'b' bool...
 	Size int  // bytes per element
 	Big  bool // big-endian; false for little-endian and single-byte types
 	Str  string
 }
 
-// npyHeader is the decoded header of a .npy array.
-type npyHeader struct {
-	DType   npyDType
+// Header is the decoded header of a .npy array.
+type Header struct {
+	DType   DType
 	Fortran bool
 	Shape   []int64
 	Len     int64 // bytes before the array data: magic, version, length and dict
 }
 
-// npyCount returns the number of elements of shape, or false when the
+// Count returns the number of elements of shape, or false when the
 // product overflows limit.
-func npyCount(shape []int64, limit int64) (int64, bool) {
+func Count(shape []int64, limit int64) (int64, bool) {
 	n := uint64(1)
 	for _, d := range shape {
 		hi, lo := bits.Mul64(n, uint64(d))
@@ -48,20 +50,20 @@ func npyCount(shape []int64, limit int64) (int64, bool) {
 	return int64(n), true
 }
 
-// npyReadHeader reads and parses a .npy header from r. size is the number of
+// ReadHeader reads and parses a .npy header from r. size is the number of
 // bytes available in r; the header must fit in it, and it is never trusted to
-// allocate more than npyMaxHeader bytes. Errors say what is wrong without a
+// allocate more than maxHeader bytes. Errors say what is wrong without a
 // file name; callers add it.
-func npyReadHeader(r io.Reader, size int64) (npyHeader, error) {
+func ReadHeader(r io.Reader, size int64) (Header, error) {
 	var pre [10]byte
 	if size < int64(len(pre)) {
-		return npyHeader{}, fmt.Errorf("%d bytes is too short for a .npy header", size)
+		return Header{}, fmt.Errorf("%d bytes is too short for a .npy header", size)
 	}
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return npyHeader{}, fmt.Errorf("reading .npy preamble: %w", err)
+		return Header{}, fmt.Errorf("reading .npy preamble: %w", err)
 	}
-	if string(pre[:6]) != npyMagic {
-		return npyHeader{}, fmt.Errorf("bad .npy magic %q at byte offset 0, want %q", pre[:6], npyMagic)
+	if string(pre[:6]) != Magic {
+		return Header{}, fmt.Errorf("bad .npy magic %q at byte offset 0, want %q", pre[:6], Magic)
 	}
 	var hlen, start int64
 	switch pre[6] {
@@ -70,36 +72,36 @@ func npyReadHeader(r io.Reader, size int64) (npyHeader, error) {
 	case 2, 3:
 		var more [2]byte
 		if size < 12 {
-			return npyHeader{}, fmt.Errorf("%d bytes is too short for a version %d.%d .npy header", size, pre[6], pre[7])
+			return Header{}, fmt.Errorf("%d bytes is too short for a version %d.%d .npy header", size, pre[6], pre[7])
 		}
 		if _, err := io.ReadFull(r, more[:]); err != nil {
-			return npyHeader{}, fmt.Errorf("reading .npy preamble: %w", err)
+			return Header{}, fmt.Errorf("reading .npy preamble: %w", err)
 		}
 		hlen = int64(binary.LittleEndian.Uint32([]byte{pre[8], pre[9], more[0], more[1]}))
 		start = 12
 	default:
-		return npyHeader{}, fmt.Errorf("unsupported .npy version %d.%d at byte offset 6", pre[6], pre[7])
+		return Header{}, fmt.Errorf("unsupported .npy version %d.%d at byte offset 6", pre[6], pre[7])
 	}
-	if hlen > npyMaxHeader || hlen > size-start {
-		return npyHeader{}, fmt.Errorf("header length %d at byte offset 8 exceeds the %d bytes available", hlen, min(size-start, npyMaxHeader))
+	if hlen > maxHeader || hlen > size-start {
+		return Header{}, fmt.Errorf("header length %d at byte offset 8 exceeds the %d bytes available", hlen, min(size-start, maxHeader))
 	}
 	dict := make([]byte, hlen)
 	if _, err := io.ReadFull(r, dict); err != nil {
-		return npyHeader{}, fmt.Errorf("reading %d-byte .npy header: %w", hlen, err)
+		return Header{}, fmt.Errorf("reading %d-byte .npy header: %w", hlen, err)
 	}
-	h, err := npyParseDict(string(dict))
+	h, err := parseDict(string(dict))
 	if err != nil {
-		return npyHeader{}, fmt.Errorf("header at byte offset %d: %w", start, err)
+		return Header{}, fmt.Errorf("header at byte offset %d: %w", start, err)
 	}
 	h.Len = start + hlen
 	return h, nil
 }
 
-// npyParseDict parses the Python dict literal of a .npy header, e.g.
+// parseDict parses the Python dict literal of a .npy header, e.g.
 // "{'descr': '<i8', 'fortran_order': False, 'shape': (3, 4), }".
-func npyParseDict(s string) (npyHeader, error) {
-	p := npyLexer{s: s}
-	var h npyHeader
+func parseDict(s string) (Header, error) {
+	p := lexer{s: s}
+	var h Header
 	seen := map[string]bool{}
 	if !p.eat('{') {
 		return h, errors.New("header is not a dict literal")
@@ -122,7 +124,7 @@ func npyParseDict(s string) (npyHeader, error) {
 			if err != nil {
 				return h, fmt.Errorf("'descr' (only simple dtypes are supported): %w", err)
 			}
-			if h.DType, err = npyParseDType(d); err != nil {
+			if h.DType, err = parseDType(d); err != nil {
 				return h, err
 			}
 		case "fortran_order":
@@ -151,21 +153,21 @@ func npyParseDict(s string) (npyHeader, error) {
 	return h, nil
 }
 
-// npyParseDType parses a simple numpy type string: a byte-order character
+// parseDType parses a simple numpy type string: a byte-order character
 // ('<', '>' or '|'), a kind letter and a size in bytes.
-func npyParseDType(d string) (npyDType, error) {
+func parseDType(d string) (DType, error) {
 	if len(d) < 3 {
-		return npyDType{}, fmt.Errorf("unsupported dtype %q", d)
+		return DType{}, fmt.Errorf("unsupported dtype %q", d)
 	}
 	size, err := strconv.Atoi(d[2:])
 	if err != nil || size <= 0 || size > 64 {
-		return npyDType{}, fmt.Errorf("unsupported dtype %q", d)
+		return DType{}, fmt.Errorf("unsupported dtype %q", d)
 	}
-	t := npyDType{Kind: d[1], Size: size, Big: d[0] == '>', Str: d}
+	t := DType{Kind: d[1], Size: size, Big: d[0] == '>', Str: d}
 	switch {
 	case d[0] == '|' && size == 1, d[0] == '<', d[0] == '>':
 	default:
-		return npyDType{}, fmt.Errorf("unsupported byte order in dtype %q", d)
+		return DType{}, fmt.Errorf("unsupported byte order in dtype %q", d)
 	}
 	if size == 1 {
 		t.Big = false
@@ -173,24 +175,24 @@ func npyParseDType(d string) (npyDType, error) {
 	return t, nil
 }
 
-// npyLexer scans the restricted Python literal syntax of .npy headers.
-type npyLexer struct {
+// lexer scans the restricted Python literal syntax of .npy headers.
+type lexer struct {
 	s string
 	i int
 }
 
-func (p *npyLexer) skip() {
+func (p *lexer) skip() {
 	for p.i < len(p.s) && strings.IndexByte(" \t\r\n", p.s[p.i]) >= 0 {
 		p.i++
 	}
 }
 
-func (p *npyLexer) peek(c byte) bool {
+func (p *lexer) peek(c byte) bool {
 	p.skip()
 	return p.i < len(p.s) && p.s[p.i] == c
 }
 
-func (p *npyLexer) eat(c byte) bool {
+func (p *lexer) eat(c byte) bool {
 	if p.peek(c) {
 		p.i++
 		return true
@@ -199,7 +201,7 @@ func (p *npyLexer) eat(c byte) bool {
 }
 
 // str scans a quoted string without escapes.
-func (p *npyLexer) str() (string, error) {
+func (p *lexer) str() (string, error) {
 	p.skip()
 	if p.i >= len(p.s) || (p.s[p.i] != '\'' && p.s[p.i] != '"') {
 		return "", fmt.Errorf("expected a string at %d", p.i)
@@ -217,7 +219,7 @@ func (p *npyLexer) str() (string, error) {
 	return v, nil
 }
 
-func (p *npyLexer) boolean() (bool, error) {
+func (p *lexer) boolean() (bool, error) {
 	p.skip()
 	switch {
 	case strings.HasPrefix(p.s[p.i:], "True"):
@@ -231,7 +233,7 @@ func (p *npyLexer) boolean() (bool, error) {
 }
 
 // tuple scans a tuple of non-negative integers such as (), (5,) or (2, 3L).
-func (p *npyLexer) tuple() ([]int64, error) {
+func (p *lexer) tuple() ([]int64, error) {
 	if !p.eat('(') {
 		return nil, fmt.Errorf("expected a tuple at %d", p.i)
 	}
