@@ -1,6 +1,9 @@
 package sampler
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Augment is the per-sample augmentation of each architecture (spec 6.4):
 // a random crop of Size x Size from the image padded by Pad on every side,
@@ -16,10 +19,14 @@ type Augment struct {
 // Normalize turns uint8 HWC pixels into float32 CHW: (x/255 - Mean[c]) / Std[c].
 type Normalize struct {
 	Mean, Std []float32
+
+	once  sync.Once
+	table []float32
 }
 
-// outSize returns the output height and width for an input of h x w.
-func (a Augment) outSize(h, w int) (int, int, error) {
+// OutSize returns the output height and width for an input of h x w, or an
+// error when the crop does not fit the padded image.
+func (a Augment) OutSize(h, w int) (int, int, error) {
 	oh, ow := h, w
 	if a.Size > 0 {
 		oh, ow = a.Size, a.Size
@@ -107,9 +114,23 @@ func pad(dst, px []byte, edge bool) {
 	}
 }
 
-// toFloat writes the CHW float32 form of an HWC image.
+// toFloat writes the CHW float32 form of an HWC image, through a table of
+// the 256 values of each channel (built once), exactly as computing them.
 func (n *Normalize) toFloat(dst []float32, src []byte, h, w, c int) {
+	n.once.Do(func() { n.table = n.values(c) })
 	plane := h * w
+	for ch := range c {
+		t := n.table[ch*256 : (ch+1)*256]
+		out := dst[ch*plane : (ch+1)*plane]
+		for i := range out {
+			out[i] = t[src[i*c+ch]]
+		}
+	}
+}
+
+// values returns, per channel, the normalised value of each byte.
+func (n *Normalize) values(c int) []float32 {
+	t := make([]float32, 256*c)
 	for ch := range c {
 		mean, inv := float32(0), float32(1)
 		if ch < len(n.Mean) {
@@ -118,9 +139,9 @@ func (n *Normalize) toFloat(dst []float32, src []byte, h, w, c int) {
 		if ch < len(n.Std) {
 			inv = 1 / n.Std[ch]
 		}
-		out := dst[ch*plane : (ch+1)*plane]
-		for i := range out {
-			out[i] = (float32(src[i*c+ch])/255 - mean) * inv
+		for v := range 256 {
+			t[ch*256+v] = (float32(v)/255 - mean) * inv
 		}
 	}
+	return t
 }

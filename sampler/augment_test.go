@@ -86,7 +86,7 @@ func TestAugmentMatchesNaive(t *testing.T) {
 					padded := naivePad(src, shape.h, shape.w, shape.c, pad, edge)
 					for _, flip := range []bool{false, true} {
 						a := Augment{Size: size, Pad: pad, Edge: edge, Flip: flip}
-						oh, ow, err := a.outSize(shape.h, shape.w)
+						oh, ow, err := a.OutSize(shape.h, shape.w)
 						if err != nil {
 							continue // crop larger than the padded image: TestAugmentOutSize
 						}
@@ -154,7 +154,7 @@ func TestAugmentOutSize(t *testing.T) {
 		{Augment{Size: 33}, 32, 32, 0, 0, true, "larger than the unpadded image"},
 		{Augment{Pad: -1}, 32, 32, 0, 0, true, "negative pad"},
 	} {
-		oh, ow, err := tc.a.outSize(tc.h, tc.w)
+		oh, ow, err := tc.a.OutSize(tc.h, tc.w)
 		if (err != nil) != tc.wantErr || oh != tc.oh || ow != tc.ow {
 			t.Errorf("%s: %+v on %dx%d: %dx%d, %v; want %dx%d, error %v", tc.comment, tc.a, tc.h, tc.w, oh, ow, err, tc.oh, tc.ow, tc.wantErr)
 		}

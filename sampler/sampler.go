@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg Config, state *State) (*Iterator, error) {
 	if it.quotas, err = Quotas(cfg.Batch, fractions); err != nil {
 		return nil, err
 	}
-	if it.oh, it.ow, err = cfg.Augment.outSize(it.shape.Height, it.shape.Width); err != nil {
+	if it.oh, it.ow, err = cfg.Augment.OutSize(it.shape.Height, it.shape.Width); err != nil {
 		return nil, err
 	}
 	it.stepsPer = cfg.StepsPerEpoch

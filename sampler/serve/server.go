@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -143,7 +144,12 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 	st := it.State()
 	c := it.Config()
 	shape := c.Sources[0].Dataset.Manifest.Shape
-	resp := Response{OK: true, Version: Version, Batch: c.Batch, Channels: shape.Channels, Step: st.Step,
+	h, wd, err := c.Augment.OutSize(shape.Height, shape.Width)
+	if err != nil {
+		reply(Response{OK: false, Error: err.Error()})
+		return
+	}
+	resp := Response{OK: true, Version: Version, Batch: c.Batch, Height: h, Width: wd, Channels: shape.Channels, Step: st.Step,
 		StepsPerEpoch: it.StepsPerEpoch(), Quotas: it.Quotas(), WorldSize: c.WorldSize, DType: "uint8", Layout: "NHWC"}
 	if c.Normalize != nil {
 		resp.DType, resp.Layout = "float32", "NCHW"
@@ -153,6 +159,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 	}
 	s.opts.Logf("client %s: rank %d of %d from step %d", peer, req.Rank, c.WorldSize, st.Step)
 	hdr := make([]byte, HeaderSize)
+	var floats []byte // float32 images as little-endian bytes, reused
 	var prev sampler.IOStats
 	for {
 		b, err := it.Next(ctx)
@@ -163,7 +170,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 			}
 			return
 		}
-		if err := writeBatch(w, hdr, b, it.State()); err != nil {
+		if err := writeBatch(w, hdr, &floats, b, it.State()); err != nil {
 			s.opts.Logf("client %s: gone: %v", peer, err)
 			return
 		}
@@ -209,8 +216,8 @@ func readRequest(r *bufio.Reader) (*Request, error) {
 	return &req, nil
 }
 
-// writeBatch writes one batch frame.
-func writeBatch(w *bufio.Writer, hdr []byte, b *sampler.Batch, st sampler.State) error {
+// writeBatch writes one batch frame; floats is scratch for float32 images.
+func writeBatch(w *bufio.Writer, hdr []byte, floats *[]byte, b *sampler.Batch, st sampler.State) error {
 	state, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -221,7 +228,8 @@ func writeBatch(w *bufio.Writer, hdr []byte, b *sampler.Batch, st sampler.State)
 	var images []byte
 	if b.Floats != nil {
 		h.DType, h.Layout = DTypeFloat32, LayoutNCHW
-		images = make([]byte, 4*len(b.Floats))
+		*floats = slices.Grow((*floats)[:0], 4*len(b.Floats))[:4*len(b.Floats)]
+		images = *floats
 		for i, f := range b.Floats {
 			binary.LittleEndian.PutUint32(images[4*i:], math.Float32bits(f))
 		}
