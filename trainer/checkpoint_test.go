@@ -1,0 +1,74 @@
+package trainer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"certmix/shards"
+)
+
+func TestCheckpointRoundTripAndDamage(t *testing.T) {
+	c := &Checkpoint{
+		Tensors: map[string]Tensor{"a.weight": {Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, -6.5}}, "b": {Shape: []int{1}, Data: []float32{7}}},
+		Meta:    map[string]string{"step": "12", "sampler": `{"seed":1}`},
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalCheckpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Tensors["a.weight"].Data, c.Tensors["a.weight"].Data) || got.Meta["sampler"] != `{"seed":1}` || got.Meta["step"] != "12" {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for name, bad := range map[string][]byte{
+		"truncated": b[:len(b)-3],
+		"flipped":   append(bytes.Clone(b[:len(b)-1]), b[len(b)-1]^1),
+		"short":     b[:5],
+		"huge":      append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, b[8:]...),
+	} {
+		if _, err := UnmarshalCheckpoint(bad); !errors.Is(err, ErrCheckpoint) {
+			t.Errorf("%s: %v, want ErrCheckpoint", name, err)
+		}
+	}
+	// Stored atomically on local disk.
+	st, _ := shards.NewLocal(t.TempDir())
+	if err := WriteCheckpoint(context.Background(), st, "ckpt.safetensors", c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadCheckpoint(context.Background(), st, "ckpt.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckpointIsSafetensors: numpy reads it with the format's own rules
+// (header length, JSON, offsets), as safetensors.numpy.load_file does.
+func TestCheckpointIsSafetensors(t *testing.T) {
+	c := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{2, 2}, Data: []float32{1.5, -2, 3, 4}}}}
+	b, _ := c.Marshal()
+	p := filepath.Join(t.TempDir(), "c.safetensors")
+	os.WriteFile(p, b, 0o644)
+	script := `
+import json, struct, sys
+import numpy as np
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8+n])
+t = h['w']; lo, hi = t['data_offsets']
+a = np.frombuffer(b[8+n+lo:8+n+hi], dtype='<f4').reshape(t['shape'])
+assert t['dtype'] == 'F32' and a.tolist() == [[1.5, -2.0], [3.0, 4.0]], a
+print('ok')
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", script, p).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("ok")) {
+		t.Fatalf("numpy could not read it: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,51 @@
+package nn
+
+import "testing"
+
+// TestNoAllocs: after construction, the layers' Forward, Backward and Transpose
+// and a power-iteration step allocate nothing. The layers' own code is measured
+// with the allocation-free naive Gemmer; the default backend is measured too.
+func TestNoAllocs(t *testing.T) {
+	defer SetGemmer(SetGemmer(nil))
+	rng := newRNG(1100)
+	const n = 3
+	g := ConvGeom{Cin: 4, Cout: 6, K: 4, Stride: 4, Pad: 0, H: 8, W: 8} // chunked path
+	conv := NewConv2d("c", g, true, n, rng)
+	g1 := ConvGeom{Cin: 4, Cout: 4, K: 3, Stride: 1, Pad: 1, H: 16, W: 16} // one image per Gemm
+	conv1 := NewConv2d("c1", g1, true, n, rng)
+	lin := NewLinear("fc", 12, 8, true, rng)
+	mm := NewMinMax(6, g.Ho()*g.Wo())
+	pc := NewPowerIteration(conv.Operator(), rng)
+	pl := NewPowerIteration(lin.Operator(), rng)
+	x, y := randF32(rng, n*g.InLen()), randF32(rng, n*g.OutLen())
+	x1, y1 := randF32(rng, n*g1.InLen()), randF32(rng, n*g1.OutLen())
+	dx, z, dz := make([]float32, len(x)), make([]float32, len(y)), make([]float32, len(y))
+	dx1, z1 := make([]float32, len(x1)), make([]float32, len(y1))
+	lx, ly, ldx := randF32(rng, n*12), randF32(rng, n*8), make([]float32, n*12)
+	step := func() {
+		conv.Forward(z, x, n)
+		mm.Forward(dz, z, n)
+		mm.Backward(z, dz, y, n)
+		conv.Backward(dx, y, x, n)
+		conv.Transpose(dx, y, n)
+		conv1.Forward(y1, x1, n)
+		conv1.Backward(dx1, z1, x1, n)
+		lin.Forward(ly, lx, n)
+		lin.Backward(ldx, ly, lx, n)
+		lin.Transpose(ldx, ly, n)
+		pc.Step(2)
+		pc.Backward(conv.Weight.G, 1)
+		pl.Step(2)
+		pl.Backward(lin.Weight.G, 1)
+	}
+	SetGemmer(naiveGemm{})
+	if a := testing.AllocsPerRun(5, step); a != 0 {
+		t.Errorf("layers allocate %v times per step", a)
+	}
+	SetGemmer(nil)
+	a := testing.AllocsPerRun(5, step)
+	t.Logf("with the %s backend: %v allocations per step", GemmBackend(), a)
+	if GemmBackend() == "openblas" && a != 0 {
+		t.Errorf("OpenBLAS path allocates %v times per step", a)
+	}
+}
