@@ -2,8 +2,8 @@ package trainer
 
 import (
 	"math"
-	"strings"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"certmix/internal/npy"

@@ -204,6 +204,11 @@ func (m *LiResNet) Forward(x []float32, n int) []float32 {
 // every parameter's gradient (accumulated). It uses the activations of the
 // last Forward.
 func (m *LiResNet) Backward(dLogits, dHat []float32, n int) {
+	m.backward(dLogits, dHat, n, nil)
+}
+
+// backward is Backward that also writes ∂L/∂x into dx unless it is nil.
+func (m *LiResNet) backward(dLogits, dHat []float32, n int, dx []float32) {
 	dHead := make([]float32, m.Classes*Features) // ∂L/∂ŵ
 	if dHat != nil {
 		copy(dHead, dHat)
@@ -246,7 +251,34 @@ func (m *LiResNet) Backward(dLogits, dHat []float32, n int) {
 		b.backKernel()
 	}
 	m.actStem.Backward(other, d, m.stemOut, n)
-	m.Stem.Backward(nil, other, m.x0, n)
+	m.Stem.Backward(dx, other, m.x0, n) // x0 = x − 0.5: the same gradient
+}
+
+// InputSize returns the values of one image: Channels x 32 x 32.
+func (m *LiResNet) InputSize() int { return m.Channels * 1024 }
+
+// Logits writes the logits of n images into dst, in chunks of the model's
+// batch size.
+func (m *LiResNet) Logits(dst, x []float32, n int) error {
+	in := m.InputSize()
+	for lo := 0; lo < n; lo += m.maxBatch {
+		k := min(m.maxBatch, n-lo)
+		copy(dst[lo*m.Classes:(lo+k)*m.Classes], m.Forward(x[lo*in:(lo+k)*in], k))
+	}
+	return nil
+}
+
+// InputGradient writes the gradient with respect to x of
+// sum dlogits·logits(x). It leaves the parameters'
+// gradients changed: not for use during a training step.
+func (m *LiResNet) InputGradient(dx, x, dlogits []float32, n int) error {
+	in := m.InputSize()
+	for lo := 0; lo < n; lo += m.maxBatch {
+		k := min(m.maxBatch, n-lo)
+		m.Forward(x[lo*in:(lo+k)*in], k)
+		m.backward(dlogits[lo*m.Classes:(lo+k)*m.Classes], nil, k, dx[lo*in:(lo+k)*in])
+	}
+	return nil
 }
 
 // powerIterations lists the sub-network's power iterations in order: stem,
