@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"certmix/sampler"
+	"certmix/shards"
+	"certmix/trainer"
+)
+
+const trainExamples = `  # a CPU-sized LiResNet on Fashion-MNIST, 30% real / 70% auxiliary in every batch
+  certmix train --real out/fashion-mnist-train --generated out/fmnist-aux --fraction 0.7 \
+      --preset gloro-xs --depth 2 --width 16 --batch 64 --epochs 3 --test out/fashion-mnist-test --out runs/fm
+  # resume after a stop
+  certmix train ... --out runs/fm --resume
+`
+
+func runTrain(ctx context.Context, args []string) error {
+	fs := newFlags("train", "train --real URL [--generated URL --fraction F] --preset NAME --epochs N --out DIR [flags]", trainExamples)
+	var (
+		realURL, genURL, testURL, out, preset string
+		fraction, lr                          float64
+		epochs, every                         int64
+		depth, width, batch, evalN            int
+		seed                                  uint64
+		resume                                bool
+	)
+	fs.StringVar(&realURL, "real", "", "real training dataset (required)")
+	fs.StringVar(&genURL, "generated", "", "generated (auxiliary) dataset")
+	fs.Float64Var(&fraction, "fraction", 0.7, "share of generated images in every batch")
+	fs.StringVar(&testURL, "test", "", "test dataset for the per-epoch metrics")
+	fs.StringVar(&out, "out", "", "run directory: checkpoints and metrics.jsonl (required)")
+	fs.StringVar(&preset, "preset", "gloro-xs", "gloro-xs (L6W128), gloro-s (L12W128), gloro-m (L18W128), gloro-l (L18W256)")
+	fs.Int64Var(&epochs, "epochs", 0, "epochs (default: the preset's 800)")
+	fs.IntVar(&depth, "depth", 0, "LiResNet blocks (default: the preset's)")
+	fs.IntVar(&width, "width", 0, "LiResNet width (default: the preset's)")
+	fs.IntVar(&batch, "batch", 0, "batch size (default 256)")
+	fs.Float64Var(&lr, "lr", 0, "learning rate (default 1e-3)")
+	fs.Int64Var(&every, "checkpoint-every", 0, "steps between checkpoints (default: every epoch)")
+	fs.IntVar(&evalN, "eval", 1000, "images of the real training set and of the test set evaluated after each epoch")
+	fs.Uint64Var(&seed, "seed", 0, "seed of the model's initialisation and of the sampler")
+	fs.BoolVar(&resume, "resume", false, "continue from --out/last.safetensors")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if realURL == "" || out == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errors.New("--real and --out are required")
+	}
+	cfg, err := trainer.Preset(preset)
+	if err != nil {
+		return err
+	}
+	for _, o := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.Depth, depth}, {&cfg.Width, width}, {&cfg.Batch, batch}} {
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
+	if epochs > 0 {
+		cfg.Epochs = epochs
+	}
+	if lr > 0 {
+		cfg.LR = lr
+	}
+	cfg.Seed = seed
+	cfg.WarmupEpochs = min(cfg.WarmupEpochs, max(cfg.Epochs/40, 1)) // 20 of 800 in the paper
+
+	s3 := shards.S3ConfigFromEnv()
+	real, err := shards.Open(ctx, realURL, s3)
+	if err != nil {
+		return fmt.Errorf("--real: %w", err)
+	}
+	sources := []sampler.Source{{Dataset: real, Fraction: 1}}
+	if genURL != "" && fraction > 0 {
+		gen, err := shards.Open(ctx, genURL, s3)
+		if err != nil {
+			return fmt.Errorf("--generated: %w", err)
+		}
+		sources[0].Fraction = 1 - fraction
+		sources = append(sources, sampler.Source{Dataset: gen, Fraction: fraction, Replacement: true})
+	}
+	m := real.Manifest
+	cfg.Classes, cfg.Channels = m.Classes, m.Channels
+	scfg := sampler.Config{Sources: sources, Batch: cfg.Batch, Seed: seed,
+		Augment: sampler.Augment{Size: min(32, m.Height+2*4), Pad: 4, Flip: true}}
+	if m.Height < 32 {
+		scfg.Augment = sampler.Augment{Size: m.Height, Pad: 2, Flip: true} // padded to 32 at the centre by the trainer
+	}
+
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	store, err := shards.NewLocal(out)
+	if err != nil {
+		return err
+	}
+	var tr *trainer.Trainer
+	var state *sampler.State
+	if resume {
+		ck, err := trainer.ReadCheckpoint(ctx, store, "last.safetensors")
+		if err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		var raw json.RawMessage
+		if tr, raw, err = trainer.Load(ck); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		state = &sampler.State{}
+		if err := json.Unmarshal(raw, state); err != nil {
+			return fmt.Errorf("--resume: sampler state: %w", err)
+		}
+		cfg = tr.Cfg
+	}
+	it, err := sampler.New(ctx, scfg, state)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	cfg.StepsPerEpoch = it.StepsPerEpoch()
+	if tr == nil {
+		if tr, err = trainer.New(cfg); err != nil {
+			return err
+		}
+	}
+	if every <= 0 {
+		every = cfg.StepsPerEpoch
+	}
+	var test *shards.Dataset
+	if testURL != "" {
+		if test, err = shards.Open(ctx, testURL, s3); err != nil {
+			return fmt.Errorf("--test: %w", err)
+		}
+	}
+	metrics, err := os.OpenFile(filepath.Join(out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	log.Printf("LiResNet L%dW%d, %d classes, batch %d, %d epochs of %d steps, %s", cfg.Depth, cfg.Width, cfg.Classes, cfg.Batch, cfg.Epochs, cfg.StepsPerEpoch, describe(it))
+
+	total := cfg.Epochs * cfg.StepsPerEpoch
+	var lossSum float64
+	var images int
+	start := time.Now()
+	for tr.Step < total {
+		b, err := it.Next(ctx)
+		if err != nil {
+			return err
+		}
+		r, err := tr.TrainStep(trainer.Batch{Step: b.Step, Epoch: b.Epoch, Images: b.Images, Labels: b.Labels, Height: b.Height, Width: b.Width, Chan: b.Channels})
+		if err != nil {
+			return err
+		}
+		lossSum += r.Loss
+		images += b.Len()
+		st, _ := json.Marshal(it.State())
+		if tr.Step%every == 0 || tr.Step == total {
+			if err := tr.Save(ctx, store, "last.safetensors", st); err != nil {
+				return err
+			}
+		}
+		if tr.Step%cfg.StepsPerEpoch == 0 {
+			epoch := tr.Step/cfg.StepsPerEpoch - 1
+			rec := map[string]any{"epoch": epoch, "step": tr.Step, "train_loss": lossSum / float64(cfg.StepsPerEpoch),
+				"images_per_s": float64(images) / time.Since(start).Seconds(), "lr": r.LR, "eps_train": r.Eps, "k": r.K}
+			if err := evaluate(ctx, tr, real, test, evalN, rec); err != nil {
+				return err
+			}
+			line, _ := json.Marshal(rec)
+			fmt.Fprintln(metrics, string(line))
+			log.Printf("epoch %d: %s", epoch, line)
+			lossSum, images, start = 0, 0, time.Now()
+		}
+	}
+	return nil
+}
+
+func describe(it *sampler.Iterator) string {
+	q := it.Quotas()
+	if len(q) == 1 {
+		return "real images only"
+	}
+	return fmt.Sprintf("%d real + %d generated per batch", q[0], q[1])
+}
