@@ -27,6 +27,7 @@ type Options struct {
 	NoShuffle bool   // keep the source order (no --take then)
 	Seed      uint64 // seed of the permutation and of the take
 	Take      int64  // rows drawn uniformly without replacement; 0 = all
+	Skip      int64  // leave out the first Skip rows of the permutation: with one seed, the complement of Take Skip
 
 	Overwrite bool   // replace a dataset already at the destination
 	TempDir   string // where shuffle buckets spill (default os.TempDir())
@@ -84,11 +85,11 @@ func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*
 	if opts.Kind != shards.KindReal && opts.Kind != shards.KindGenerated {
 		return nil, fmt.Errorf("kind %q: want %q or %q", opts.Kind, shards.KindReal, shards.KindGenerated)
 	}
-	if opts.Take < 0 || opts.Take > info.Rows {
-		return nil, fmt.Errorf("take %d: the source holds %d rows", opts.Take, info.Rows)
+	if opts.Take < 0 || opts.Skip < 0 || opts.Skip+opts.Take > info.Rows || opts.Skip >= info.Rows {
+		return nil, fmt.Errorf("skip %d, take %d: the source holds %d rows", opts.Skip, opts.Take, info.Rows)
 	}
-	if opts.Take > 0 && opts.NoShuffle {
-		return nil, errors.New("take needs the shuffle: a subset of the source order would not be uniform")
+	if (opts.Take > 0 || opts.Skip > 0) && opts.NoShuffle {
+		return nil, errors.New("take and skip need the shuffle: a subset of the source order would not be uniform")
 	}
 	if info.Rows == 0 {
 		return nil, fmt.Errorf("%s: the source holds no rows", info.Format)
@@ -172,7 +173,7 @@ func ShardName(i int) string { return fmt.Sprintf("shard-%06d.arrow", i) }
 // percent, and every shard can be sorted, encoded and stored on its own, on
 // any core.
 func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
-	n := b.info.Rows
+	n := b.info.Rows - b.opts.Skip
 	if b.opts.Take > 0 {
 		n = b.opts.Take
 	}
@@ -183,7 +184,11 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 	if b.images != nil && k > 1 {
 		spilled = 0
 	}
-	bk, err := newBuckets(k, b.order.threshold(b.info.Rows, n), spilled, b.opts.TempDir)
+	var minKey uint64 // rows of rank Skip.. have keys above the Skip-th smallest
+	if b.opts.Skip > 0 {
+		minKey = b.order.threshold(b.info.Rows, b.opts.Skip) + 1
+	}
+	bk, err := newBuckets(k, minKey, b.order.threshold(b.info.Rows, b.opts.Skip+n), spilled, b.opts.TempDir)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +198,7 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 		Name: b.opts.Name, Kind: b.opts.Kind, Split: b.opts.Split, Shape: b.shape, Codec: b.opts.Codec,
 		Rows: n, ClassCounts: make([]int64, b.shape.Classes),
 		Provenance: shards.Provenance{Tool: b.opts.Tool, Source: b.info.Format, SourceRows: b.info.Rows,
-			Shuffle: !b.opts.NoShuffle, Seed: b.opts.Seed, Take: b.opts.Take},
+			Shuffle: !b.opts.NoShuffle, Seed: b.opts.Seed, Take: b.opts.Take, Skip: b.opts.Skip},
 	}
 	if b.opts.NoShuffle {
 		m.Provenance.Seed = 0
@@ -314,7 +319,7 @@ func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free 
 		for i := range c.Len() {
 			id := c.First + int64(i)
 			key := b.order.key(id)
-			if key > bk.maxKey {
+			if key > bk.maxKey || key < bk.minKey {
 				continue
 			}
 			label := c.Labels[i]

@@ -26,6 +26,7 @@ const recHeader = 8 + 8 + 2 + 2
 
 type buckets struct {
 	recBytes int
+	minKey   uint64   // smallest key selected
 	maxKey   uint64   // largest key selected
 	rows     []int64  // rows dealt to each bucket
 	width    uint64   // key range of one bucket
@@ -34,11 +35,11 @@ type buckets struct {
 	writers  []*bufio.Writer
 }
 
-// newBuckets prepares k buckets covering keys [0, maxKey], for records of
+// newBuckets prepares k buckets covering keys [minKey, maxKey], for records of
 // imageBytes pixels (0 to spill the index alone). With k > 1 the buckets are
 // files in dir, removed by close.
-func newBuckets(k int, maxKey uint64, imageBytes int, dir string) (*buckets, error) {
-	b := &buckets{recBytes: recHeader + imageBytes, maxKey: maxKey, width: maxKey/uint64(k) + 1, rows: make([]int64, k)}
+func newBuckets(k int, minKey, maxKey uint64, imageBytes int, dir string) (*buckets, error) {
+	b := &buckets{recBytes: recHeader + imageBytes, minKey: minKey, maxKey: maxKey, width: (maxKey-minKey)/uint64(k) + 1, rows: make([]int64, k)}
 	if k == 1 {
 		b.mem = make([][]byte, 1)
 		return b, nil
@@ -70,7 +71,7 @@ func (b *buckets) add(rec []byte, key uint64, id int64, label, coarse int16, ima
 		b.rows[0]++
 		return nil
 	}
-	i := int(key / b.width)
+	i := int((key - b.minKey) / b.width)
 	b.rows[i]++
 	if _, err := b.writers[i].Write(rec); err != nil {
 		return fmt.Errorf("shuffle spill %s: %w", b.files[i].Name(), err)

@@ -72,8 +72,9 @@ type Provenance struct {
 	SourceRows int64       `json:"source_rows"`
 	Inputs     []InputFile `json:"inputs"`
 	Shuffle    bool        `json:"shuffle"`
-	Seed       uint64      `json:"seed"` // shuffle and subsample seed
-	Take       int64       `json:"take"` // rows drawn without replacement; 0 = all
+	Seed       uint64      `json:"seed"`           // shuffle and subsample seed
+	Take       int64       `json:"take"`           // rows drawn without replacement; 0 = all
+	Skip       int64       `json:"skip,omitempty"` // rows of the permutation left out before them
 }
 
 // InputFile is one file the dataset was built from.

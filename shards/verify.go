@@ -138,7 +138,8 @@ func (s *idSet) addAll(ids []int64) error {
 func VerifyNested(ctx context.Context, small, large *Dataset) error {
 	a, b := small.Manifest, large.Manifest
 	if !slices.Equal(a.Provenance.Inputs, b.Provenance.Inputs) || a.Provenance.Seed != b.Provenance.Seed ||
-		a.Provenance.Source != b.Provenance.Source || !a.Provenance.Shuffle || !b.Provenance.Shuffle {
+		a.Provenance.Source != b.Provenance.Source || !a.Provenance.Shuffle || !b.Provenance.Shuffle ||
+		a.Provenance.Skip != b.Provenance.Skip {
 		return fmt.Errorf("%s and %s were not drawn from the same inputs with the same seed: not nested", small, large)
 	}
 	if a.Rows > b.Rows {
