@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ func runCertify(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "directory for radii.csv, report.json and the plots (required)")
 	n := fs.Int("n", 0, "images to certify (default: all)")
 	eps := fs.Float64("eps", 36.0/255, "radius at which certified accuracy is reported")
+	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,6 +71,26 @@ func runCertify(ctx context.Context, args []string) error {
 		return file.Close()
 	}
 	radii := []float64{*eps / 2, *eps, 2 * *eps, 3 * *eps}
+	sum := Summary{Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
+	for i, r := range radii {
+		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
+	}
+	if *trainURL != "" {
+		train, err := shards.Open(ctx, *trainURL, shards.S3ConfigFromEnv())
+		if err != nil {
+			return fmt.Errorf("--train: %w", err)
+		}
+		tx, tl, err := load(ctx, train, *n, tr.Cfg.Channels)
+		if err != nil {
+			return err
+		}
+		tres, _, err := trainer.Certify(tr.Model, tx, tl, 500)
+		if err != nil {
+			return err
+		}
+		sum.TrainClean = certifier.CleanAccuracy(tres)
+		sum.GeneralizationGap = sum.TrainClean - sum.Clean
+	}
 	report, err := certifier.Summarize(res, certifier.ReportOptions{Eps: *eps, Radii: radii})
 	if err != nil {
 		return err
@@ -76,6 +98,7 @@ func runCertify(ctx context.Context, args []string) error {
 	errs := []error{
 		write("radii.csv", func(f *os.File) error { return certifier.WriteCSV(f, res, *eps) }),
 		write("report.json", func(f *os.File) error { return report.WriteJSON(f) }),
+		write("summary.json", func(f *os.File) error { return json.NewEncoder(f).Encode(sum) }),
 		write("radius_cdf.png", func(f *os.File) error {
 			return certifier.PlotRadiusCurve(f, []certifier.Run{{Name: "certmix", Results: res}}, *eps, certifier.PlotOptions{})
 		}),
@@ -91,6 +114,21 @@ func runCertify(ctx context.Context, args []string) error {
 	for _, r := range radii {
 		fmt.Printf("certified at %.4f  %.4f\n", r, certifier.CertifiedAccuracy(res, r))
 	}
-	fmt.Printf("wrote %s/{radii.csv,report.json,radius_cdf.png,confusion.png}\n", *out)
+	if *trainURL != "" {
+		fmt.Printf("train clean         %.4f (generalization gap %.4f)\n", sum.TrainClean, sum.GeneralizationGap)
+	}
+	fmt.Printf("wrote %s/{radii.csv,report.json,summary.json,radius_cdf.png,confusion.png}\n", *out)
 	return nil
+}
+
+// Summary is the one-line result of a certification, which certmix table
+// reads.
+type Summary struct {
+	Images            int       `json:"images"`
+	K                 float64   `json:"k"`
+	Clean             float64   `json:"clean"`
+	Eps               []float64 `json:"eps"`
+	Certified         []float64 `json:"certified"`
+	TrainClean        float64   `json:"train_clean"`
+	GeneralizationGap float64   `json:"generalization_gap"`
 }

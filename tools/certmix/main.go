@@ -25,6 +25,7 @@ type command struct {
 var commands = []command{
 	{"train", "train GloroNet (LiResNet) on exact-ratio mixed batches, with checkpoints and per-epoch metrics", runTrain},
 	{"certify", "certify a checkpoint on a test dataset: radii, certified accuracy, plots", runCertify},
+	{"table", "print the certify summaries of several runs as a Markdown table", runTable},
 }
 
 func usage() {
