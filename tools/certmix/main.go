@@ -25,6 +25,7 @@ type command struct {
 var commands = []command{
 	{"train", "train GloroNet (LiResNet) on exact-ratio mixed batches, with checkpoints and per-epoch metrics", runTrain},
 	{"certify", "certify a checkpoint on a test dataset: radii, certified accuracy, plots", runCertify},
+	{"import", "turn the authors' PyTorch LiResNet weights (saved with np.savez) into a certmix checkpoint", runImport},
 	{"table", "print the certify summaries of several runs as a Markdown table", runTable},
 }
 

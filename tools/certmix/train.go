@@ -36,7 +36,7 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.StringVar(&genURL, "generated", "", "generated (auxiliary) dataset")
 	fs.Float64Var(&fraction, "fraction", 0.7, "share of generated images in every batch")
 	fs.StringVar(&testURL, "test", "", "test dataset for the per-epoch metrics")
-	fs.StringVar(&out, "out", "", "run directory: checkpoints and metrics.jsonl (required)")
+	fs.StringVar(&out, "out", "", "run directory: last.safetensors, best.safetensors (best certified test accuracy) and metrics.jsonl (required)")
 	fs.StringVar(&preset, "preset", "gloro-xs", "gloro-xs (L6W128), gloro-s (L12W128), gloro-m (L18W128), gloro-l (L18W256)")
 	fs.Int64Var(&epochs, "epochs", 0, "epochs (default: the preset's 800)")
 	fs.IntVar(&depth, "depth", 0, "LiResNet blocks (default: the preset's)")
@@ -149,6 +149,7 @@ func runTrain(ctx context.Context, args []string) error {
 	log.Printf("LiResNet L%dW%d, %d classes, batch %d, %d epochs of %d steps, %s", cfg.Depth, cfg.Width, cfg.Classes, cfg.Batch, cfg.Epochs, cfg.StepsPerEpoch, describe(it))
 
 	total := cfg.Epochs * cfg.StepsPerEpoch
+	best := -1.0 // certified test accuracy of best.safetensors
 	var lossSum float64
 	var images int
 	start := time.Now()
@@ -175,6 +176,12 @@ func runTrain(ctx context.Context, args []string) error {
 				"images_per_s": float64(images) / time.Since(start).Seconds(), "lr": r.LR, "eps_train": r.Eps, "k": r.K}
 			if err := evaluate(ctx, tr, real, test, evalN, rec); err != nil {
 				return err
+			}
+			if c, ok := rec["test_certified"].(float64); ok && c > best {
+				best = c
+				if err := tr.Save(ctx, store, "best.safetensors", st); err != nil {
+					return err
+				}
 			}
 			line, _ := json.Marshal(rec)
 			fmt.Fprintln(metrics, string(line))

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"certmix/internal/npy"
+	"certmix/shards"
+	"certmix/trainer"
+)
+
+// TestImportKeepsTheAuthorsModel: the authors' weights, imported into a
+// checkpoint and loaded back, give their logits.
+func TestImportKeepsTheAuthorsModel(t *testing.T) {
+	const ref = "../../../shared/testdata/liresnet_ref_L2W16.npz"
+	out := filepath.Join(t.TempDir(), "ck.safetensors")
+	if err := runImport(context.Background(), []string{"--npz", ref, "--prefix", "state/", "--out", out}); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := shards.NewLocal(filepath.Dir(out))
+	ck, err := trainer.ReadCheckpoint(context.Background(), store, filepath.Base(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _, err := trainer.Load(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrays, _ := npy.LoadNPZ(ref)
+	logits := tr.Model.Forward(arrays["input"].Float32(), 8)
+	for i, want := range arrays["logits"].Data {
+		if math.Abs(float64(logits[i])-want) > 1e-4*max(1, math.Abs(want)) {
+			t.Fatalf("logit %d: %v, the authors' %v", i, logits[i], want)
+		}
+	}
+}
