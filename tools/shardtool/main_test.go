@@ -106,9 +106,9 @@ func TestFashionMNISTEndToEnd(t *testing.T) {
 
 func TestHelpExplainsEveryCommand(t *testing.T) {
 	for _, c := range commands {
-		r := run(t, nil, c.name, "--help")
-		if r.code != 0 || !strings.Contains(r.stderr, "Usage: shardtool "+c.name) || !strings.Contains(r.stderr, "Examples:") {
-			t.Errorf("%s --help: exit %d\n%s", c.name, r.code, r.stderr)
+		r := run(t, nil, c.Name, "--help")
+		if r.code != 0 || !strings.Contains(r.stderr, "Usage: shardtool "+c.Name) || !strings.Contains(r.stderr, "Examples:") {
+			t.Errorf("%s --help: exit %d\n%s", c.Name, r.code, r.stderr)
 		}
 	}
 	if r := run(t, nil); r.code != 2 || !strings.Contains(r.stderr, "Commands:") {
