@@ -2,7 +2,6 @@ package sampler
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"certmix/internal/s3test"
+	"certmix/internal/testsets"
 	"certmix/pipeline"
 	"certmix/shards"
 )
@@ -99,7 +99,7 @@ func benchSet(b *testing.B, dir string, n int, seed uint64) string {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := pipeline.Build(context.Background(), &noiseSource{n: n, x: seed*0x9e3779b97f4a7c15 + 1}, store, pipeline.Options{Seed: seed, Kind: shards.KindGenerated, TempDir: b.TempDir()}); err != nil {
+	if _, err := pipeline.Build(context.Background(), &testsets.Noise{N: n, X: seed*0x9e3779b97f4a7c15 + 1}, store, pipeline.Options{Seed: seed, Kind: shards.KindGenerated, TempDir: b.TempDir()}); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("built %s (%d images) in %s", dir, n, time.Since(start))
@@ -133,35 +133,3 @@ func copySet(b *testing.B, d *shards.Dataset, cfg shards.S3Config, bucket, prefi
 	}
 	return out
 }
-
-// noiseSource yields n incompressible 32x32x3 images, labels id%10.
-type noiseSource struct {
-	n, next int
-	x       uint64
-}
-
-func (s *noiseSource) Info() pipeline.Info {
-	return pipeline.Info{Format: "noise", Height: 32, Width: 32, Channels: 3, Classes: 10, Rows: int64(s.n)}
-}
-
-func (s *noiseSource) Read(c *pipeline.Chunk, n int) error {
-	c.First, c.Labels, c.Images = int64(s.next), c.Labels[:0], c.Images[:0]
-	if s.next == s.n {
-		return io.EOF
-	}
-	k := min(n, s.n-s.next)
-	for i := range k {
-		c.Labels = append(c.Labels, int16((s.next+i)%10))
-	}
-	c.Images = append(c.Images, make([]byte, k*3072)...)
-	for i := 0; i < len(c.Images); i += 8 {
-		s.x ^= s.x << 13
-		s.x ^= s.x >> 7
-		s.x ^= s.x << 17
-		binary.LittleEndian.PutUint64(c.Images[i:], s.x)
-	}
-	s.next += k
-	return nil
-}
-
-func (s *noiseSource) Close() error { return nil }

@@ -3,7 +3,6 @@ package sampler
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"certmix/internal/s3test"
+	"certmix/internal/testsets"
 	"certmix/shards"
 )
 
@@ -22,48 +22,6 @@ func TestMain(m *testing.M) {
 		shards.CloseIdleS3Connections()
 		return s3test.FindLeaks()
 	}))
-}
-
-// makeSet writes a dataset of n rows to store: ids from base, label id%10,
-// and pixels that spell the id, in shards of shardRows and record batches
-// of batchRows.
-func makeSet(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRows, batchRows int, base int64) *shards.Dataset {
-	t.Helper()
-	ctx := context.Background()
-	ib := shape.ImageBytes()
-	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: shards.CodecNone,
-		Rows: int64(n), ClassCounts: make([]int64, shape.Classes), Provenance: shards.Provenance{SourceRows: base + int64(n)}}
-	for lo := 0; lo < n; lo += shardRows {
-		var r shards.Rows
-		for id := base + int64(lo); id < base+int64(min(lo+shardRows, n)); id++ {
-			r.IDs = append(r.IDs, id)
-			r.Labels = append(r.Labels, int16(id%int64(shape.Classes)))
-			m.ClassCounts[id%int64(shape.Classes)]++
-			r.Images = append(r.Images, pixelsOf(id, ib)...)
-		}
-		info, err := shards.WriteShard(ctx, store, fmt.Sprintf("s%03d.arrow", len(m.Shards)), shape, shards.CodecNone, batchRows, &r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Shards = append(m.Shards, info)
-	}
-	if err := shards.WriteManifest(ctx, store, m); err != nil {
-		t.Fatal(err)
-	}
-	d, err := shards.OpenDataset(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func pixelsOf(id int64, n int) []byte {
-	p := make([]byte, max(n, 8))
-	binary.LittleEndian.PutUint64(p, uint64(id))
-	for i := 8; i < n; i++ {
-		p[i] = byte(int(id)*7 + i)
-	}
-	return p[:n]
 }
 
 var small = shards.Shape{Height: 4, Width: 4, Channels: 1, Classes: 10}
@@ -78,7 +36,7 @@ func local(t testing.TB) shards.Store {
 
 // sets returns a real set of 100 rows and a generated one of 300, ids apart.
 func sets(t testing.TB) (real, gen *shards.Dataset) {
-	return makeSet(t, local(t), 100, small, 40, 16, 0), makeSet(t, local(t), 300, small, 64, 16, 1_000_000)
+	return testsets.Write(t, local(t), 100, small, 40, 16, 0), testsets.Write(t, local(t), 300, small, 64, 16, 1_000_000)
 }
 
 func mixConfig(real, gen *shards.Dataset, batch int, f float64) Config {
@@ -142,7 +100,7 @@ func TestExactCountsPerBatchAndRank(t *testing.T) {
 						var n [2]int
 						for i, s := range bt.Sources {
 							n[s]++
-							if (s == 0) != (bt.IDs[i] < 1_000_000) || !bytes.Equal(bt.Images[i*16:i*16+8], pixelsOf(bt.IDs[i], 16)[:8]) {
+							if (s == 0) != (bt.IDs[i] < 1_000_000) || !bytes.Equal(bt.Images[i*16:i*16+8], testsets.Pixels(bt.IDs[i], 16)[:8]) {
 								t.Fatalf("b=%d f=%v: image %d (id %d, source %d) is not that id's", b, f, i, bt.IDs[i], s)
 							}
 						}
@@ -242,7 +200,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 
 func TestPairedSweeps(t *testing.T) {
 	real, gen := sets(t)
-	other := makeSet(t, local(t), 500, small, 100, 16, 2_000_000)
+	other := testsets.Write(t, local(t), 500, small, 100, 16, 2_000_000)
 	realIDs := func(cfg Config, steps int) []int64 {
 		var ids []int64
 		for _, b := range collect(t, cfg, nil, steps) {
@@ -316,8 +274,8 @@ func TestS3AndLocalGiveTheSameBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ds[0][i] = makeSet(t, local(t), n, small, 64, 16, int64(i)*1_000_000)
-		ds[1][i] = makeSet(t, s3, n, small, 64, 16, int64(i)*1_000_000)
+		ds[0][i] = testsets.Write(t, local(t), n, small, 64, 16, int64(i)*1_000_000)
+		ds[1][i] = testsets.Write(t, s3, n, small, 64, 16, int64(i)*1_000_000)
 	}
 	a := collect(t, mixConfig(ds[0][0], ds[0][1], 30, 0.7), nil, 20)
 	b := collect(t, mixConfig(ds[1][0], ds[1][1], 30, 0.7), nil, 20)
@@ -329,7 +287,7 @@ func TestS3AndLocalGiveTheSameBatches(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	ctx := context.Background()
 	real, gen := sets(t)
-	rgb := makeSet(t, local(t), 50, shards.Shape{Height: 4, Width: 4, Channels: 3, Classes: 10}, 50, 16, 0)
+	rgb := testsets.Write(t, local(t), 50, shards.Shape{Height: 4, Width: 4, Channels: 3, Classes: 10}, 50, 16, 0)
 	empty := t.TempDir()
 	for _, tc := range []struct {
 		name string
@@ -355,7 +313,7 @@ func TestDamagedShardIsNeverUsed(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, _ := shards.NewLocal(dir)
-	real := makeSet(t, store, 100, small, 100, 16, 0)
+	real := testsets.Write(t, store, 100, small, 100, 16, 0)
 	path := filepath.Join(dir, real.Manifest.Shards[0].Name)
 	data, _ := os.ReadFile(path)
 	data[real.Manifest.Shards[0].Batches[2].Offset+40] ^= 1
@@ -406,7 +364,7 @@ func TestS3OutageIsBridged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ds = append(ds, makeSet(t, s3, n, small, 64, 16, int64(i)*1_000_000))
+		ds = append(ds, testsets.Write(t, s3, n, small, 64, 16, int64(i)*1_000_000))
 	}
 	cfg := mixConfig(ds[0], ds[1], 30, 0.7)
 	cfg.CacheBytes, cfg.Prefetch, cfg.Workers = 1, 1, 1 // every step fetches

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"certmix/internal/testsets"
 	"certmix/pipeline"
 	"certmix/sampler"
 	"certmix/shards"
@@ -180,53 +181,12 @@ func pyServe(t *testing.T, cfg sampler.Config, network string) string {
 	return addr
 }
 
-// pyMakeSet writes a dataset of n rows: ids from base, label id%classes,
-// pixels that spell the id (as sampler's makeSet).
-func pyMakeSet(t testing.TB, n int, shape shards.Shape, shardRows, batchRows int, base int64) *shards.Dataset {
-	t.Helper()
-	ctx := context.Background()
-	store, err := shards.NewLocal(filepath.Join(t.TempDir(), "ds"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ib := shape.ImageBytes()
-	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: shards.CodecNone,
-		Rows: int64(n), ClassCounts: make([]int64, shape.Classes), Provenance: shards.Provenance{SourceRows: base + int64(n)}}
-	for lo := 0; lo < n; lo += shardRows {
-		var r shards.Rows
-		for id := base + int64(lo); id < base+int64(min(lo+shardRows, n)); id++ {
-			r.IDs = append(r.IDs, id)
-			r.Labels = append(r.Labels, int16(id%int64(shape.Classes)))
-			m.ClassCounts[id%int64(shape.Classes)]++
-			p := make([]byte, ib)
-			binary.LittleEndian.PutUint64(p, uint64(id))
-			for i := 8; i < ib; i++ {
-				p[i] = byte(int(id)*7 + i)
-			}
-			r.Images = append(r.Images, p...)
-		}
-		info, err := shards.WriteShard(ctx, store, fmt.Sprintf("s%03d.arrow", len(m.Shards)), shape, shards.CodecNone, batchRows, &r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Shards = append(m.Shards, info)
-	}
-	if err := shards.WriteManifest(ctx, store, m); err != nil {
-		t.Fatal(err)
-	}
-	d, err := shards.OpenDataset(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // pyConfig mixes a real set of 200 8x8x3 images with 600 generated ones,
 // 30/70 at B=24 (9 steps an epoch), padded crops and flips.
 func pyConfig(t testing.TB) sampler.Config {
 	shape := shards.Shape{Height: 8, Width: 8, Channels: 3, Classes: 10}
-	real := pyMakeSet(t, 200, shape, 80, 16, 0)
-	gen := pyMakeSet(t, 600, shape, 256, 32, 1_000_000)
+	real := testsets.Local(t, 200, shape, 80, 16, 0)
+	gen := testsets.Local(t, 600, shape, 256, 32, 1_000_000)
 	return sampler.Config{Sources: []sampler.Source{{Dataset: real, Fraction: 0.3}, {Dataset: gen, Fraction: 0.7, Replacement: true}},
 		Batch: 24, Seed: 7, Augment: sampler.Augment{Pad: 2, Flip: true}, Workers: 2, Prefetch: 4}
 }
@@ -690,7 +650,7 @@ func TestPythonBench(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			if _, err := pipeline.Build(ctx, &pyNoiseSource{n: n, x: seed*0x9e3779b97f4a7c15 + 1}, store,
+			if _, err := pipeline.Build(ctx, &testsets.Noise{N: n, X: seed*0x9e3779b97f4a7c15 + 1}, store,
 				pipeline.Options{Seed: seed, Kind: shards.KindGenerated, TempDir: t.TempDir()}); err != nil {
 				t.Fatal(err)
 			}
@@ -723,36 +683,3 @@ func TestPythonBench(t *testing.T) {
 	}
 	t.Logf("%s: %s", network, bytes.TrimSpace(out))
 }
-
-// pyNoiseSource yields n incompressible 32x32x3 images, labels id%10 (as
-// sampler's noiseSource).
-type pyNoiseSource struct {
-	n, next int
-	x       uint64
-}
-
-func (s *pyNoiseSource) Info() pipeline.Info {
-	return pipeline.Info{Format: "noise", Height: 32, Width: 32, Channels: 3, Classes: 10, Rows: int64(s.n)}
-}
-
-func (s *pyNoiseSource) Read(c *pipeline.Chunk, n int) error {
-	c.First, c.Labels, c.Images = int64(s.next), c.Labels[:0], c.Images[:0]
-	if s.next == s.n {
-		return io.EOF
-	}
-	k := min(n, s.n-s.next)
-	for i := range k {
-		c.Labels = append(c.Labels, int16((s.next+i)%10))
-	}
-	c.Images = append(c.Images, make([]byte, k*3072)...)
-	for i := 0; i < len(c.Images); i += 8 {
-		s.x ^= s.x << 13
-		s.x ^= s.x >> 7
-		s.x ^= s.x << 17
-		binary.LittleEndian.PutUint64(c.Images[i:], s.x)
-	}
-	s.next += k
-	return nil
-}
-
-func (s *pyNoiseSource) Close() error { return nil }

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"certmix/internal/s3test"
+	"certmix/internal/testsets"
 	"certmix/sampler"
 	"certmix/shards"
 )
@@ -30,40 +30,9 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// testSet writes a dataset of n rows with ids from base and pixels that
-// spell the id.
+// testSet is a dataset of n 6x6x3 rows with ids from base.
 func testSet(t testing.TB, n int, base int64) *shards.Dataset {
-	t.Helper()
-	ctx := context.Background()
-	store, err := shards.NewLocal(filepath.Join(t.TempDir(), "ds"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shape := shards.Shape{Height: 6, Width: 6, Channels: 3, Classes: 10}
-	var r shards.Rows
-	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: shards.CodecNone,
-		Rows: int64(n), ClassCounts: make([]int64, 10), Provenance: shards.Provenance{SourceRows: base + int64(n)}}
-	for id := base; id < base+int64(n); id++ {
-		r.IDs = append(r.IDs, id)
-		r.Labels = append(r.Labels, int16(id%10))
-		m.ClassCounts[id%10]++
-		for k := range shape.ImageBytes() {
-			r.Images = append(r.Images, byte(id*31+int64(k)))
-		}
-	}
-	info, err := shards.WriteShard(ctx, store, "s.arrow", shape, shards.CodecNone, 32, &r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Shards = []shards.ShardInfo{info}
-	if err := shards.WriteManifest(ctx, store, m); err != nil {
-		t.Fatal(err)
-	}
-	d, err := shards.OpenDataset(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return testsets.Local(t, n, shards.Shape{Height: 6, Width: 6, Channels: 3, Classes: 10}, n, 32, base)
 }
 
 func testConfig(t testing.TB) sampler.Config {
