@@ -149,6 +149,8 @@ func runTrain(ctx context.Context, args []string) error {
 	log.Printf("LiResNet L%dW%d, %d classes, batch %d, %d epochs of %d steps, %s", cfg.Depth, cfg.Width, cfg.Classes, cfg.Batch, cfg.Epochs, cfg.StepsPerEpoch, describe(it))
 
 	total := cfg.Epochs * cfg.StepsPerEpoch
+	bar := newBar(total, tr.Step)
+	defer bar.finish()
 	best := -1.0 // certified test accuracy of best.safetensors
 	var lossSum float64
 	var images int
@@ -164,6 +166,7 @@ func runTrain(ctx context.Context, args []string) error {
 		}
 		lossSum += r.Loss
 		images += b.Len()
+		bar.step(tr.Step, r.Loss)
 		st, _ := json.Marshal(it.State())
 		if tr.Step%every == 0 || tr.Step == total {
 			if err := tr.Save(ctx, store, "last.safetensors", st); err != nil {
@@ -185,6 +188,7 @@ func runTrain(ctx context.Context, args []string) error {
 			}
 			line, _ := json.Marshal(rec)
 			fmt.Fprintln(metrics, string(line))
+			bar.clear()
 			log.Printf("epoch %d: %s", epoch, line)
 			lossSum, images, start = 0, 0, time.Now()
 		}
