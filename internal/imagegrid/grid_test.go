@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/png"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -170,12 +171,13 @@ func TestRenderBadInputs(t *testing.T) {
 	}
 }
 
-// TestSample writes a preview-like grid to $IMAGEGRID_SAMPLE, for a person
-// to look at: IMAGEGRID_SAMPLE=/tmp/imagegrid-sample.png go test -run Sample
+// TestSample writes a preview-like grid and checks it decodes; with
+// IMAGEGRID_SAMPLE=/tmp/imagegrid-sample.png it is kept there for a person to
+// look at.
 func TestSample(t *testing.T) {
 	path := os.Getenv("IMAGEGRID_SAMPLE")
 	if path == "" {
-		t.Skip("set IMAGEGRID_SAMPLE=FILE.png to write a sample grid")
+		path = filepath.Join(t.TempDir(), "sample.png")
 	}
 	const side = 32
 	var tiles []Tile
@@ -201,6 +203,9 @@ func TestSample(t *testing.T) {
 	var buf bytes.Buffer
 	if err := WritePNG(&buf, tiles, side, side, 3, 8, 4); err != nil {
 		t.Fatal(err)
+	}
+	if img, err := png.Decode(bytes.NewReader(buf.Bytes())); err != nil || img.Bounds().Dx() == 0 {
+		t.Fatalf("the sample grid does not decode: %v", err)
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)

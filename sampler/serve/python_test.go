@@ -141,7 +141,7 @@ func pyRun(t *testing.T, script string, args ...string) map[string]any {
 
 // pyServe serves cfg on loopback TCP or a Unix socket until the test ends
 // and returns the address in the client's notation.
-func pyServe(t *testing.T, cfg sampler.Config, network string) string {
+func pyServe(t testing.TB, cfg sampler.Config, network string) string {
 	t.Helper()
 	var l net.Listener
 	var addr string
@@ -628,15 +628,13 @@ func pyGoState(t *testing.T, cfg sampler.Config, rank int) sampler.State {
 	return it.State()
 }
 
-// TestPythonBench measures bench.py (images/s into torch tensors) at
+// BenchmarkPythonClient measures bench.py (images/s into torch tensors) at
 // B=512, f=0.7 on CIFAR-shaped sets of 50k real and 200k generated
 // images, only when CERTMIX_PY_BENCH is set:
 //
-//	CERTMIX_PY_BENCH=1 CERTMIX_BENCH_DIR=/tmp/cmx go test ./sampler/serve -run PythonBench -v
-func TestPythonBench(t *testing.T) {
-	if os.Getenv("CERTMIX_PY_BENCH") == "" {
-		t.Skip("set CERTMIX_PY_BENCH=1 to measure the Python client")
-	}
+//	CERTMIX_BENCH_DIR=/tmp/cmx go test ./sampler/serve -run '^$' -bench PythonClient -benchtime 1x -v
+func BenchmarkPythonClient(b *testing.B) {
+	t := b
 	dir := os.Getenv("CERTMIX_BENCH_DIR")
 	if dir == "" {
 		dir = t.TempDir()
