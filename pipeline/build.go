@@ -218,7 +218,16 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 		m.Provenance.Inputs = inputs
 		return err
 	})
-	g.Go(func() error { defer close(chunks); return b.read(gctx, free, chunks) })
+	g.Go(func() error {
+		// chunks is closed only after a complete read: after an error, deal
+		// stops on the cancelled context, so the read's error is the one
+		// reported, not deal's count of the rows it did not get.
+		err := b.read(gctx, free, chunks)
+		if err == nil {
+			close(chunks)
+		}
+		return err
+	})
 	g.Go(func() error { return b.deal(gctx, bk, chunks, free, m.ClassCounts) })
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -312,7 +321,16 @@ func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free 
 	ib := b.shape.ImageBytes()
 	rec := make([]byte, bk.recBytes)
 	var done int64
-	for c := range in {
+	for {
+		var c *Chunk
+		select {
+		case c = <-in:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c == nil {
+			break // the reader closed the channel: every row was read
+		}
 		if c.First != done {
 			return fmt.Errorf("%s: chunk starts at id %d, want %d", b.info.Format, c.First, done)
 		}

@@ -213,3 +213,31 @@ func TestManifestRefusals(t *testing.T) {
 		t.Errorf("newer manifest with new fields: %v, want ErrVersion", err)
 	}
 }
+
+// FuzzManifest: no manifest bytes make the parser panic, and whatever it
+// accepts is valid and names only shards inside the dataset.
+func FuzzManifest(f *testing.F) {
+	shape := Shape{Height: 2, Width: 2, Channels: 1, Classes: 2}
+	m := &Manifest{Format: formatName, Version: FormatVersion, Name: "t", Kind: KindReal, Split: "train", Shape: shape,
+		Layout: Layout, Codec: CodecNone, Rows: 1, ClassCounts: []int64{1, 0},
+		Shards: []ShardInfo{{Name: "a.arrow", Rows: 1, Bytes: 100, XXH64: "0123456789abcdef", Codec: CodecNone,
+			Batches: []BatchInfo{{Offset: 8, Length: 50, Rows: 1, XXH64: "0123456789abcdef"}}}}}
+	good, _ := m.Marshal()
+	f.Add(good)
+	f.Add([]byte(`{"format":"certmix-shards","version":2}`))
+	f.Add([]byte(`{"shards":[{"name":"../x"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseManifest(data, "fuzz")
+		if err != nil {
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("accepted an invalid manifest: %v", err)
+		}
+		for _, s := range m.Shards {
+			if checkName(s.Name) != nil {
+				t.Fatalf("accepted shard name %q", s.Name)
+			}
+		}
+	})
+}

@@ -148,6 +148,9 @@ func (m *Manifest) Validate() error {
 		}
 		rows += s.Rows
 	}
+	if p := m.Provenance.SourceRows; p != 0 && (p < m.Rows || p > 1<<40) {
+		return fmt.Errorf("source rows %d for %d rows: %w", p, m.Rows, ErrFormat)
+	}
 	if rows != m.Rows || perClass != m.Rows {
 		return fmt.Errorf("rows %d, shards hold %d, class counts sum to %d: %w", m.Rows, rows, perClass, ErrFormat)
 	}

@@ -112,15 +112,32 @@ func checkRows(m *Manifest, i int, r *Rows, idLimit int64) error {
 	return nil
 }
 
-// idSet is a bitmap of ids seen, to prove that no image appears twice.
-type idSet struct{ bits []uint64 }
+// idSet is a bitmap of ids seen, to prove that no image appears twice. A
+// manifest's source row count is not trusted to size it beyond 2^32 ids
+// (512 MiB); larger sources are checked against a map of the ids seen.
+type idSet struct {
+	bits []uint64
+	seen map[int64]struct{}
+}
 
-func newIDSet(n int64) *idSet { return &idSet{bits: make([]uint64, (n+63)/64)} }
+func newIDSet(n int64) *idSet {
+	if n > 1<<32 {
+		return &idSet{seen: map[int64]struct{}{}}
+	}
+	return &idSet{bits: make([]uint64, (n+63)/64)}
+}
 
 func (s *idSet) addAll(ids []int64) error {
 	for _, id := range ids {
+		if s.seen != nil {
+			if _, dup := s.seen[id]; dup {
+				return fmt.Errorf("id %d appears twice: %w", id, ErrFormat)
+			}
+			s.seen[id] = struct{}{}
+			continue
+		}
 		w, b := id/64, uint64(1)<<(id%64)
-		if w >= int64(len(s.bits)) {
+		if id < 0 || w >= int64(len(s.bits)) {
 			return fmt.Errorf("id %d outside the source: %w", id, ErrFormat)
 		}
 		if s.bits[w]&b != 0 {

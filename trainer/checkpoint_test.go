@@ -72,3 +72,26 @@ print('ok')
 		t.Fatalf("numpy could not read it: %v\n%s", err, out)
 	}
 }
+
+// FuzzCheckpoint: no bytes make the checkpoint reader panic or allocate
+// beyond what the file holds.
+func FuzzCheckpoint(f *testing.F) {
+	c := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{2}, Data: []float32{1, 2}}}, Meta: map[string]string{"step": "1"}}
+	good, _ := c.Marshal()
+	f.Add(good)
+	f.Add(good[:10])
+	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := UnmarshalCheckpoint(data)
+		if err != nil {
+			return
+		}
+		var n int
+		for _, tn := range c.Tensors {
+			n += 4 * len(tn.Data)
+		}
+		if n > len(data) {
+			t.Fatalf("%d bytes of tensors from a %d-byte file", n, len(data))
+		}
+	})
+}
