@@ -376,6 +376,7 @@ func TestS3OutageIsBridged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer it.Close()
+	before := shards.S3Stats()
 	var got []Batch
 	for i := range 30 {
 		if i == 10 {
@@ -392,5 +393,8 @@ func TestS3OutageIsBridged(t *testing.T) {
 	}
 	if err := equalBatches(got, want); err != nil {
 		t.Error(err)
+	}
+	if after := shards.S3Stats(); after.Failures <= before.Failures || after.BytesRead <= before.BytesRead {
+		t.Errorf("S3 counters before %+v, after %+v: the outage's failed requests or the bytes read were not counted", before, after)
 	}
 }

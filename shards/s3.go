@@ -187,7 +187,7 @@ func NewS3(ctx context.Context, cfg S3Config, bucket, prefix string) (Store, err
 	client, err := minio.New(host, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken),
 		Secure:       secure,
-		Transport:    tr,
+		Transport:    s3Counting{tr},
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
 		MaxRetries:   cfg.Retries,

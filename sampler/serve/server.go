@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"certmix/sampler"
+	"certmix/shards"
 )
 
 // Options tune a server.
@@ -305,6 +306,17 @@ func newMetrics() *metrics {
 	m.fetched = counter("certmix_fetched_bytes_total", "Bytes of record batches fetched from the store (local disk or S3).")
 	m.refetches = counter("certmix_refetches_total", "Record batches fetched again after a checksum mismatch.")
 	m.rate = gauge("certmix_images_per_second", "Images sent per second, over the last few seconds.")
+	for _, c := range []struct {
+		name, help string
+		get        func(shards.S3Counters) int64
+	}{
+		{"certmix_s3_requests_total", "HTTP requests to S3 stores.", func(c shards.S3Counters) int64 { return c.Requests }},
+		{"certmix_s3_bytes_read_total", "Bytes read from S3 response bodies.", func(c shards.S3Counters) int64 { return c.BytesRead }},
+		{"certmix_s3_failed_requests_total", "S3 requests that failed (connection errors, 5xx) and were retried or reported.", func(c shards.S3Counters) int64 { return c.Failures }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.get(shards.S3Stats())) }))
+	}
 	m.last = time.Now()
 	return m
 }

@@ -250,7 +250,8 @@ func TestBadClientsDoNotDisturbOthers(t *testing.T) {
 	rec := httptest.NewRecorder()
 	srv.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, m := range []string{"certmix_batches_served_total", "certmix_images_served_total", "certmix_handshake_errors_total 5",
-		"certmix_cache_misses_total", "certmix_fetched_bytes_total", "certmix_queue_depth", "certmix_images_per_second"} {
+		"certmix_cache_misses_total", "certmix_fetched_bytes_total", "certmix_queue_depth", "certmix_images_per_second",
+		"certmix_s3_requests_total", "certmix_s3_bytes_read_total", "certmix_s3_failed_requests_total"} {
 		if !strings.Contains(rec.Body.String(), m) {
 			t.Errorf("metrics lack %q", m)
 		}
