@@ -85,14 +85,14 @@ func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*
 	if opts.Kind != shards.KindReal && opts.Kind != shards.KindGenerated {
 		return nil, fmt.Errorf("kind %q: want %q or %q", opts.Kind, shards.KindReal, shards.KindGenerated)
 	}
-	if opts.Take < 0 || opts.Skip < 0 || opts.Skip+opts.Take > info.Rows || opts.Skip >= info.Rows {
+	if info.Rows == 0 {
+		return nil, fmt.Errorf("%s: the source holds no rows", info.Format)
+	}
+	if opts.Take < 0 || opts.Skip < 0 || opts.Skip >= info.Rows || opts.Take > info.Rows-opts.Skip {
 		return nil, fmt.Errorf("skip %d, take %d: the source holds %d rows", opts.Skip, opts.Take, info.Rows)
 	}
 	if (opts.Take > 0 || opts.Skip > 0) && opts.NoShuffle {
 		return nil, errors.New("take and skip need the shuffle: a subset of the source order would not be uniform")
-	}
-	if info.Rows == 0 {
-		return nil, fmt.Errorf("%s: the source holds no rows", info.Format)
 	}
 	old, err := claim(ctx, store, opts.Overwrite)
 	if err != nil {

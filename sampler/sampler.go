@@ -78,6 +78,8 @@ type Iterator struct {
 	cancel  context.CancelFunc
 	g       *errgroup.Group
 	pending chan chan result
+	cur     chan result // the step Next waits for, kept if its ctx ends first
+	err     error       // the first error of a batch: final
 	free    chan *Batch
 	last    *Batch
 
@@ -108,6 +110,9 @@ func New(ctx context.Context, cfg Config, state *State) (*Iterator, error) {
 			}
 		}
 		m := d.Manifest
+		if m.Rows < 1 {
+			return nil, fmt.Errorf("source %d (%s): the dataset holds no image", i, d)
+		}
 		if i == 0 {
 			it.shape = m.Shape
 		} else if m.Height != it.shape.Height || m.Width != it.shape.Width || m.Channels != it.shape.Channels || m.Classes != it.shape.Classes {
@@ -148,7 +153,7 @@ func New(ctx context.Context, cfg Config, state *State) (*Iterator, error) {
 	}
 	it.stats = it.newStats(it.step / it.stepsPer)
 	it.replayStats(it.step)
-	it.cache = newCache(cfg.CacheBytes)
+	it.cache = newCache(it.cfg.CacheBytes)
 	it.start(ctx)
 	return it, nil
 }
@@ -244,6 +249,9 @@ func (it *Iterator) Config() Config { return it.cfg }
 // Quotas returns the images of each source in every batch.
 func (it *Iterator) Quotas() []int { return slices.Clone(it.quotas) }
 
+// Shape returns the shape of the datasets' images (before augmentation).
+func (it *Iterator) Shape() shards.Shape { return it.shape }
+
 // StepsPerEpoch returns the steps of one epoch.
 func (it *Iterator) StepsPerEpoch() int64 { return it.stepsPer }
 
@@ -258,8 +266,13 @@ func (it *Iterator) batch() *Batch {
 }
 
 // Next returns the next batch. It stays valid until the following call to
-// Next or Close, which recycle its memory.
+// Next or Close, which recycle its memory. If ctx ends while Next waits, the
+// next call waits for the same step; an error from making a batch is final
+// (every later call returns it), so no step is ever skipped.
 func (it *Iterator) Next(ctx context.Context) (*Batch, error) {
+	if it.err != nil {
+		return nil, it.err
+	}
 	if it.last != nil {
 		select {
 		case it.free <- it.last:
@@ -267,23 +280,26 @@ func (it *Iterator) Next(ctx context.Context) (*Batch, error) {
 		}
 		it.last = nil
 	}
-	var out chan result
-	var ok bool
-	select {
-	case out, ok = <-it.pending:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if !ok {
-		return nil, errors.New("sampler: iterator closed")
+	if it.cur == nil {
+		select {
+		case out, ok := <-it.pending:
+			if !ok {
+				return nil, errors.New("sampler: iterator closed")
+			}
+			it.cur = out
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	var r result
 	select {
-	case r = <-out:
+	case r = <-it.cur:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	it.cur = nil
 	if r.err != nil {
+		it.err = r.err
 		return nil, r.err
 	}
 	it.account(r.b)

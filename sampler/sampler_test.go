@@ -398,3 +398,38 @@ func TestS3OutageIsBridged(t *testing.T) {
 		t.Errorf("S3 counters before %+v, after %+v: the outage's failed requests or the bytes read were not counted", before, after)
 	}
 }
+
+// TestNextNeverSkipsAStep: a Next whose context ends while it waits leaves
+// the step for the next call; and a too-small cache is raised for real.
+func TestNextNeverSkipsAStep(t *testing.T) {
+	real, gen := sets(t)
+	cfg := mixConfig(real, gen, 20, 0.7)
+	cfg.CacheBytes = 1
+	it, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if it.cache.budget != it.Config().CacheBytes || it.cache.budget <= 1 {
+		t.Errorf("cache budget %d, Config says %d", it.cache.budget, it.Config().CacheBytes)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	var steps []int64
+	for range 8 {
+		it.Next(done) // may return ctx.Err() or a batch: never loses one
+		b, err := it.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, b.Step)
+	}
+	for i := 1; i < len(steps); i++ {
+		if steps[i] <= steps[i-1] {
+			t.Fatalf("steps %v", steps)
+		}
+	}
+	if st := it.State(); st.Step != steps[len(steps)-1]+1 {
+		t.Fatalf("state at step %d after step %d", st.Step, steps[len(steps)-1])
+	}
+}

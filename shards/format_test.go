@@ -194,6 +194,9 @@ func TestManifestRefusals(t *testing.T) {
 		{"class counts", func(m *Manifest) { m.ClassCounts[0]++ }, ErrFormat},
 		{"rows", func(m *Manifest) { m.Shards[0].Rows++ }, ErrFormat},
 		{"batch outside", func(m *Manifest) { m.Shards[0].Batches[0].Length = 1 << 40 }, ErrFormat},
+		{"offset overflow", func(m *Manifest) { m.Shards[0].Batches[0].Offset, m.Shards[0].Batches[0].Length = 1<<62, 1<<62 }, ErrFormat},
+		{"huge rows", func(m *Manifest) { m.Shards[0].Batches[0].Rows = 1 << 50 }, ErrFormat},
+		{"no rows", func(m *Manifest) { m.Rows, m.Shards, m.ClassCounts = 0, nil, make([]int64, 10) }, ErrFormat},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := *good
@@ -240,4 +243,47 @@ func FuzzManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReviewRegressions: a cancelled first read does not break later
+// range reads; Verify checks each record batch's own checksum, and works
+// when the source's size is unknown.
+func TestReviewRegressions(t *testing.T) {
+	shape := Shape{Height: 4, Width: 4, Channels: 1, Classes: 10}
+	dir := t.TempDir()
+	store, _ := NewLocal(dir)
+	m := writeDataset(t, store, shape, CodecNone, testRows(300, shape, noise))
+	d, err := OpenDataset(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var r Rows
+	if err := d.ReadBatch(cancelled, 0, 1, &r); err == nil {
+		t.Fatal("read with a cancelled context succeeded")
+	}
+	r = Rows{}
+	if err := d.ReadBatch(context.Background(), 0, 1, &r); err != nil {
+		t.Fatalf("a read after a cancelled one: %v", err)
+	}
+
+	bad := *m
+	bad.Shards = []ShardInfo{m.Shards[0]}
+	bad.Shards[0].Batches = append([]BatchInfo(nil), m.Shards[0].Batches...)
+	bad.Shards[0].Batches[1].XXH64 = "0000000000000000"
+	bad.Provenance.SourceRows = 0
+	if err := WriteManifest(context.Background(), store, &bad); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = OpenDataset(context.Background(), store)
+	if err := Verify(context.Background(), d, nil); !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "batch 1") {
+		t.Fatalf("Verify with a wrong batch checksum: %v", err)
+	}
+	bad.Shards[0].Batches[1].XXH64 = m.Shards[0].Batches[1].XXH64
+	WriteManifest(context.Background(), store, &bad)
+	d, _ = OpenDataset(context.Background(), store)
+	if err := Verify(context.Background(), d, nil); err != nil {
+		t.Fatalf("Verify with the source's size unknown: %v", err)
+	}
 }

@@ -123,29 +123,31 @@ func (s *localStore) PutDeferred(ctx context.Context, name string, r io.Reader, 
 }
 
 // Sync makes every PutDeferred so far durable: it fsyncs their files, then
-// their directories.
+// their directories. An entry leaves the list only once synced, so a failed
+// Sync can be retried; objects deleted since are skipped.
 func (s *localStore) Sync(ctx context.Context) error {
 	s.mu.Lock()
-	pending := s.pending
-	s.pending = nil
-	s.mu.Unlock()
 	var files, dirs []string
-	for p, isDir := range pending {
+	for p, isDir := range s.pending {
 		if isDir {
 			dirs = append(dirs, p)
 		} else {
 			files = append(files, p)
 		}
 	}
+	s.mu.Unlock()
 	slices.Sort(files)
 	slices.Sort(dirs)
 	for _, p := range append(files, dirs...) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := localFsync(p); err != nil {
+		if err := localFsync(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("local store %s: sync: %w", s.dir, err)
 		}
+		s.mu.Lock()
+		delete(s.pending, p)
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -345,6 +347,9 @@ func (s *localStore) Delete(ctx context.Context, name string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.errf("delete", name, err)
 	}
+	s.mu.Lock()
+	delete(s.pending, p)
+	s.mu.Unlock()
 	return nil
 }
 

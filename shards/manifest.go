@@ -18,6 +18,11 @@ const ManifestName = "manifest.json"
 // FormatVersion is the manifest version this code writes and the newest it reads.
 const FormatVersion = 1
 
+// maxRows bounds every row count a manifest states (2^40, 10^5 times the
+// paper's largest set), so that sums cannot overflow and no reader sizes a
+// buffer from a crafted count.
+const maxRows = 1 << 40
+
 // maxManifestBytes bounds what a reader loads before parsing: a manifest of
 // 10M images in 64 MiB shards is well under 1 MiB.
 const maxManifestBytes = 64 << 20
@@ -113,8 +118,8 @@ func (m *Manifest) Validate() error {
 	}
 	var perClass, rows int64
 	for _, c := range m.ClassCounts {
-		if c < 0 {
-			return fmt.Errorf("negative class count: %w", ErrFormat)
+		if c < 0 || c > maxRows {
+			return fmt.Errorf("class count %d outside 0..%d: %w", c, int64(maxRows), ErrFormat)
 		}
 		perClass += c
 	}
@@ -136,17 +141,24 @@ func (m *Manifest) Validate() error {
 		var batchRows int64
 		end := int64(8) // after the file magic
 		for j, b := range s.Batches {
-			if b.Offset < end || b.Length < 1 || b.Offset+b.Length > s.Bytes || b.Rows < 1 || len(b.XXH64) != 16 {
+			if b.Offset < end || b.Length < 1 || b.Length > s.Bytes-b.Offset || b.Rows < 1 || b.Rows > maxRows || len(b.XXH64) != 16 {
 				return fmt.Errorf("shard %s batch %d: offset %d length %d rows %d in a %d-byte shard: %w",
 					s.Name, j, b.Offset, b.Length, b.Rows, s.Bytes, ErrFormat)
 			}
 			end = b.Offset + b.Length
-			batchRows += b.Rows
+			if batchRows += b.Rows; batchRows > maxRows {
+				return fmt.Errorf("shard %s: more than %d rows: %w", s.Name, int64(maxRows), ErrFormat)
+			}
 		}
 		if batchRows != s.Rows {
 			return fmt.Errorf("shard %s: batches hold %d rows, shard says %d: %w", s.Name, batchRows, s.Rows, ErrFormat)
 		}
-		rows += s.Rows
+		if rows += s.Rows; rows > maxRows {
+			return fmt.Errorf("more than %d rows: %w", int64(maxRows), ErrFormat)
+		}
+	}
+	if m.Rows < 1 || len(m.Shards) == 0 {
+		return fmt.Errorf("%d rows in %d shards: a dataset holds at least one row: %w", m.Rows, len(m.Shards), ErrFormat)
 	}
 	if p := m.Provenance.SourceRows; p != 0 && (p < m.Rows || p > 1<<40) {
 		return fmt.Errorf("source rows %d for %d rows: %w", p, m.Rows, ErrFormat)

@@ -22,9 +22,8 @@ type Dataset struct {
 	Manifest *Manifest
 	store    Store
 
-	once      sync.Once
+	mu        sync.Mutex
 	schemaMsg []byte // the schema's IPC stream message, to decode lone record batches
-	schemaErr error
 }
 
 // Open opens the dataset at url (a local path, file://path or s3://bucket/prefix).
@@ -59,6 +58,12 @@ func (d *Dataset) ReadShard(ctx context.Context, i int, dst *Rows) error {
 	data, err := d.fetch(ctx, s.Name, 0, s.Bytes, s.XXH64)
 	if err != nil {
 		return err
+	}
+	// The ranges that ReadBatch reads must hold what the manifest says too.
+	for j, b := range s.Batches {
+		if got := hex64(xxhash.Sum64(data[b.Offset : b.Offset+b.Length])); got != b.XXH64 {
+			return fmt.Errorf("%s/%s batch %d: bytes %d..%d have xxh64 %s, manifest says %s: %w", d.store, s.Name, j, b.Offset, b.Offset+b.Length, got, b.XXH64, ErrChecksum)
+		}
 	}
 	fr, err := ipc.NewMappedFileReader(data)
 	if err != nil {
@@ -152,33 +157,33 @@ func (m *memMessages) Release() {}
 func (m *memMessages) Retain()  {}
 
 // schemaMessage returns the schema's encapsulated IPC message, which precedes
-// every record batch in a shard; it is read once from the first shard.
+// every record batch in a shard; it is read from the first shard on first
+// use and kept once read (a failed or cancelled read is tried again next time).
 func (d *Dataset) schemaMessage(ctx context.Context) ([]byte, error) {
-	d.once.Do(func() {
-		if len(d.Manifest.Shards) == 0 {
-			d.schemaErr = fmt.Errorf("%s: dataset has no shards: %w", d.store, ErrFormat)
-			return
-		}
-		s := d.Manifest.Shards[0]
-		obj, err := d.store.Open(ctx, s.Name)
-		if err != nil {
-			d.schemaErr = fmt.Errorf("%s/%s: %w", d.store, s.Name, err)
-			return
-		}
-		defer obj.Close()
-		n := s.Batches[0].Offset - 8
-		if n < 8 || n > 1<<20 {
-			d.schemaErr = fmt.Errorf("%s/%s: schema message of %d bytes: %w", d.store, s.Name, n, ErrFormat)
-			return
-		}
-		buf := make([]byte, n)
-		if _, err := obj.ReadAt(buf, 8); err != nil {
-			d.schemaErr = fmt.Errorf("%s/%s: read schema: %w", d.store, s.Name, err)
-			return
-		}
-		d.schemaMsg = buf
-	})
-	return d.schemaMsg, d.schemaErr
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.schemaMsg != nil {
+		return d.schemaMsg, nil
+	}
+	if len(d.Manifest.Shards) == 0 {
+		return nil, fmt.Errorf("%s: dataset has no shards: %w", d.store, ErrFormat)
+	}
+	s := d.Manifest.Shards[0]
+	obj, err := d.store.Open(ctx, s.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", d.store, s.Name, err)
+	}
+	defer obj.Close()
+	n := s.Batches[0].Offset - 8
+	if n < 8 || n > 1<<20 {
+		return nil, fmt.Errorf("%s/%s: schema message of %d bytes: %w", d.store, s.Name, n, ErrFormat)
+	}
+	buf := make([]byte, n)
+	if _, err := obj.ReadAt(buf, 8); err != nil {
+		return nil, fmt.Errorf("%s/%s: read schema: %w", d.store, s.Name, err)
+	}
+	d.schemaMsg = buf
+	return buf, nil
 }
 
 // fetch reads length bytes at off of object name and checks their xxhash64.
@@ -188,7 +193,7 @@ func (d *Dataset) fetch(ctx context.Context, name string, off, length int64, sum
 		return nil, fmt.Errorf("%s/%s: %w", d.store, name, err)
 	}
 	defer obj.Close()
-	if off+length > obj.Size() {
+	if off < 0 || length < 0 || off > obj.Size()-length {
 		return nil, fmt.Errorf("%s/%s: %d bytes, need %d (truncated?): %w", d.store, name, obj.Size(), off+length, ErrChecksum)
 	}
 	data := make([]byte, length)

@@ -121,7 +121,7 @@ type idSet struct {
 }
 
 func newIDSet(n int64) *idSet {
-	if n > 1<<32 {
+	if n <= 0 || n > 1<<32 { // unknown or huge: a map of the ids seen
 		return &idSet{seen: map[int64]struct{}{}}
 	}
 	return &idSet{bits: make([]uint64, (n+63)/64)}

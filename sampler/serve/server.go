@@ -144,7 +144,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 
 	st := it.State()
 	c := it.Config()
-	shape := c.Sources[0].Dataset.Manifest.Shape
+	shape := it.Shape()
 	h, wd, err := c.Augment.OutSize(shape.Height, shape.Width)
 	if err != nil {
 		reply(Response{OK: false, Error: err.Error()})

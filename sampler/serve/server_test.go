@@ -272,6 +272,15 @@ func TestDecodeHeaderRefuses(t *testing.T) {
 		"dtype":   func(b []byte) { b[7] = 9 },
 		"huge":    func(b []byte) { binary.LittleEndian.PutUint64(b[40:], 1<<40) },
 		"size":    func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 3) },
+		"overflow": func(b []byte) {
+			binary.LittleEndian.PutUint32(b[8:], 1<<17)
+			binary.LittleEndian.PutUint16(b[12:], 1<<15)
+			binary.LittleEndian.PutUint16(b[14:], 1<<15)
+			binary.LittleEndian.PutUint16(b[16:], 1<<15)
+			b[7] = DTypeFloat32
+			binary.LittleEndian.PutUint64(b[40:], 17<<17)
+			binary.LittleEndian.PutUint32(b[48:], 0)
+		},
 	} {
 		c := slices.Clone(b)
 		edit(c)

@@ -172,7 +172,14 @@ func DecodeHeader(b []byte) (Header, error) {
 		return h, fmt.Errorf("frame dtype %d, layout %d: %w", h.DType, h.Layout, ErrProtocol)
 	}
 	n := uint64(h.Batch)
-	if want := n*uint64(h.Height)*uint64(h.Width)*uint64(h.Channels)*size + n*17 + uint64(h.StateBytes); want != h.PayloadBytes {
+	want := n * 17 // labels, ids and sources
+	for _, f := range []uint64{n, uint64(h.Height), uint64(h.Width), uint64(h.Channels)} {
+		if size > MaxPayload/max(f, 1) {
+			return h, fmt.Errorf("frame of %d images %dx%dx%d is larger than %d bytes: %w", n, h.Height, h.Width, h.Channels, uint64(MaxPayload), ErrProtocol)
+		}
+		size *= f // the bytes of the images, bounded by MaxPayload at every step
+	}
+	if want += size + uint64(h.StateBytes); want != h.PayloadBytes {
 		return h, fmt.Errorf("frame of %d images %dx%dx%d has %d payload bytes, want %d: %w", n, h.Height, h.Width, h.Channels, h.PayloadBytes, want, ErrProtocol)
 	}
 	return h, nil
