@@ -14,7 +14,6 @@ import (
 
 	"certmix/shards"
 	"certmix/trainer/models"
-	"certmix/trainer/nn"
 )
 
 // Batch is a batch of training images as the trainer consumes it.
@@ -163,7 +162,7 @@ func (t *Trainer) Save(ctx context.Context, store shards.Store, name string, dat
 		ck.Tensors["adam_m/"+p.Name] = Tensor{Shape: p.Shape, Data: t.Opt.M[i]}
 		ck.Tensors["adam_v/"+p.Name] = Tensor{Shape: p.Shape, Data: t.Opt.V[i]}
 	}
-	for i, pi := range powerIterations(m) {
+	for i, pi := range m.PowerIterations() {
 		ck.Tensors[fmt.Sprintf("power/%d", i)] = Tensor{Shape: []int{len(pi.V)}, Data: pi.V}
 	}
 	cfg, _ := json.Marshal(t.Cfg)
@@ -200,7 +199,7 @@ func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
 			}
 		}
 	}
-	for i, pi := range powerIterations(t.Model) {
+	for i, pi := range t.Model.PowerIterations() {
 		if err := set(fmt.Sprintf("power/%d", i), pi.V); err != nil {
 			return nil, nil, err
 		}
@@ -212,8 +211,4 @@ func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
 		return nil, nil, fmt.Errorf("checkpoint adam step: %w", ErrCheckpoint)
 	}
 	return t, json.RawMessage(ck.Meta["sampler"]), nil
-}
-
-func powerIterations(m *models.LiResNet) []*nn.PowerIteration {
-	return append(append([]*nn.PowerIteration{m.PIStem}, m.PIBlocks...), m.PINeck, m.PIFC)
 }

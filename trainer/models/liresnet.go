@@ -96,7 +96,7 @@ func NewLiResNet(depth, width, classes, channels, maxBatch int, rng *rand.Rand) 
 	}
 	m.PINeck = nn.NewPowerIteration(m.Neck.Operator(), rng)
 	m.PIFC = nn.NewPowerIteration(m.FC.Operator(), rng)
-	for _, pi := range m.powerIterations() {
+	for _, pi := range m.PowerIterations() {
 		m.tracked = append(m.tracked, newTrackedPI(pi))
 	}
 
@@ -281,9 +281,9 @@ func (m *LiResNet) InputGradient(dx, x, dlogits []float32, n int) error {
 	return nil
 }
 
-// powerIterations lists the sub-network's power iterations in order: stem,
+// PowerIterations lists the sub-network's power iterations in order: stem,
 // blocks, neck conv, neck linear.
-func (m *LiResNet) powerIterations() []*nn.PowerIteration {
+func (m *LiResNet) PowerIterations() []*nn.PowerIteration {
 	return append(append([]*nn.PowerIteration{m.PIStem}, m.PIBlocks...), m.PINeck, m.PIFC)
 }
 
@@ -299,7 +299,7 @@ func (m *LiResNet) SubLipschitz(iters int, track bool) float64 {
 	}
 	m.wasTracked = track
 	k := 1.0
-	for i, pi := range m.powerIterations() {
+	for i, pi := range m.PowerIterations() {
 		if track {
 			k *= float64(m.tracked[i].step(iters))
 		} else {
@@ -318,7 +318,7 @@ func (m *LiResNet) BackwardLipschitz(dK, k float64) {
 		grads[1+i] = b.dKernel
 	}
 	grads = append(grads, m.Neck.Weight.G, m.FC.Weight.G)
-	for i, pi := range m.powerIterations() {
+	for i, pi := range m.PowerIterations() {
 		d := float32(dK * k / float64(pi.Sigma))
 		if m.wasTracked {
 			m.tracked[i].backward(grads[i], d)
