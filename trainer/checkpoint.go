@@ -124,13 +124,13 @@ func UnmarshalCheckpoint(b []byte) (*Checkpoint, error) {
 		}
 		count := int64(1)
 		for _, d := range th.Shape {
-			if d < 0 || d > 1<<31 {
-				return nil, fmt.Errorf("tensor %s: shape %v: %w", name, th.Shape, ErrCheckpoint)
+			if d < 0 || (d > 0 && count > int64(len(data))/4/int64(d)) {
+				return nil, fmt.Errorf("tensor %s: shape %v is larger than the file: %w", name, th.Shape, ErrCheckpoint)
 			}
 			count *= int64(d)
 		}
 		lo, hi := th.Offsets[0], th.Offsets[1]
-		if th.DType != "F32" || lo < 0 || hi > int64(len(data)) || hi-lo != 4*count {
+		if th.DType != "F32" || lo < 0 || hi < lo || hi > int64(len(data)) || hi-lo != 4*count {
 			return nil, fmt.Errorf("tensor %s: %s %v at bytes %d..%d of %d: %w", name, th.DType, th.Shape, lo, hi, len(data), ErrCheckpoint)
 		}
 		t := Tensor{Shape: th.Shape, Data: make([]float32, count)}

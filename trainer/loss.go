@@ -20,12 +20,13 @@ func EMMA(logits []float32, labels []int, hat []float32, classes, features int, 
 			z[j] = float64(row[j]) + eps*k*dist[y*classes+j]
 			zmax = max(zmax, z[j])
 		}
+		zy := z[y] - zmax
 		var sum float64
 		for j := range z {
 			z[j] = math.Exp(z[j] - zmax)
 			sum += z[j]
 		}
-		loss += -math.Log(z[y] / sum)
+		loss += math.Log(sum) - zy // −log softmax_y, without underflow
 		for j := range z {
 			g := z[j] / sum
 			if j == y {

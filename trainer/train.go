@@ -70,7 +70,8 @@ type Trainer struct {
 	Cfg   Config
 	Model *models.LiResNet
 	Opt   *AdamW
-	Step  int64 // steps taken
+	Step  int64   // steps taken
+	Best  float64 // best certified test accuracy so far (-1: none yet), kept across resumes
 	x     []float32
 	dLog  []float32
 	dHat  []float32
@@ -83,7 +84,7 @@ func New(cfg Config) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Trainer{Cfg: cfg, Model: m, Opt: NewAdamW(m.Params(), cfg.WeightDecay),
+	return &Trainer{Cfg: cfg, Model: m, Opt: NewAdamW(m.Params(), cfg.WeightDecay), Best: -1,
 		x: make([]float32, cfg.Batch*cfg.Channels*1024), dLog: make([]float32, cfg.Batch*cfg.Classes),
 		dHat: make([]float32, cfg.Classes*models.Features), label: make([]int, cfg.Batch)}, nil
 }
@@ -122,10 +123,11 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	m.Backward(t.dLog[:n*c.Classes], t.dHat, n)
 	m.BackwardLipschitz(dK, r.K)
 	r.GradNorm = ClipGradNorm(params, c.Clip)
-	t.Opt.Update(params, r.LR)
-	if math.IsNaN(r.Loss) {
-		return r, fmt.Errorf("step %d: the loss is NaN", t.Step)
+	if bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }; bad(r.Loss) || bad(r.GradNorm) {
+		t.Step--
+		return r, fmt.Errorf("step %d: loss %v, gradient norm %v: not applied", t.Step+1, r.Loss, r.GradNorm)
 	}
+	t.Opt.Update(params, r.LR)
 	return r, nil
 }
 
@@ -169,6 +171,7 @@ func (t *Trainer) Save(ctx context.Context, store shards.Store, name string, dat
 	ck.Meta["config"] = string(cfg)
 	ck.Meta["step"] = strconv.FormatInt(t.Step, 10)
 	ck.Meta["adam_step"] = strconv.FormatInt(t.Opt.Step, 10)
+	ck.Meta["best_certified"] = strconv.FormatFloat(t.Best, 'g', -1, 64)
 	ck.Meta["sampler"] = string(data)
 	ck.Meta["saved"] = time.Now().UTC().Format(time.RFC3339)
 	return WriteCheckpoint(ctx, store, name, ck)
@@ -209,6 +212,11 @@ func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
 	}
 	if t.Opt.Step, err = strconv.ParseInt(ck.Meta["adam_step"], 10, 64); err != nil {
 		return nil, nil, fmt.Errorf("checkpoint adam step: %w", ErrCheckpoint)
+	}
+	if b, ok := ck.Meta["best_certified"]; ok {
+		if t.Best, err = strconv.ParseFloat(b, 64); err != nil {
+			return nil, nil, fmt.Errorf("checkpoint best_certified %q: %w", b, ErrCheckpoint)
+		}
 	}
 	return t, json.RawMessage(ck.Meta["sampler"]), nil
 }

@@ -177,3 +177,25 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "images/s")
 }
+
+// TestEvaluationDoesNotChangeTraining: certifying between steps (500
+// power iterations and more) leaves the run as it would have been.
+func TestEvaluationDoesNotChangeTraining(t *testing.T) {
+	plain, _ := New(tinyConfig())
+	want := run(t, plain, &toyBatches{n: 16}, 20)
+	evaluated, _ := New(tinyConfig())
+	data := &toyBatches{n: 16}
+	got := run(t, evaluated, data, 10)
+	test := toyBatch(5000, 16, 9)
+	x := make([]float32, 16*1024)
+	ToInput(x, test.Images, 16, 32, 32, 1, 1)
+	if _, _, err := Certify(evaluated.Model, x, make([]int, 16), 500); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, run(t, evaluated, data, 10)...)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("step %d: loss %v with an evaluation after step 10, %v without", i+1, got[i], want[i])
+		}
+	}
+}

@@ -32,7 +32,7 @@ func runCertify(ctx context.Context, args []string) error {
 		return errors.New("--checkpoint, --test and --out are required")
 	}
 	dir, name := filepath.Split(*ckpt)
-	store, err := shards.NewLocal(dir)
+	store, err := shards.NewLocal(filepath.Clean(dir + "."))
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,6 @@ func runTrain(ctx context.Context, args []string) error {
 	total := cfg.Epochs * cfg.StepsPerEpoch
 	bar := newBar(total, tr.Step)
 	defer bar.finish()
-	best := -1.0 // certified test accuracy of best.safetensors
 	var lossSum float64
 	var images int
 	start := time.Now()
@@ -168,23 +167,28 @@ func runTrain(ctx context.Context, args []string) error {
 		images += b.Len()
 		bar.step(tr.Step, r.Loss)
 		st, _ := json.Marshal(it.State())
-		if tr.Step%every == 0 || tr.Step == total {
+		epochEnd := tr.Step%cfg.StepsPerEpoch == 0
+		if !epochEnd && tr.Step%every == 0 {
 			if err := tr.Save(ctx, store, "last.safetensors", st); err != nil {
 				return err
 			}
 		}
-		if tr.Step%cfg.StepsPerEpoch == 0 {
+		if epochEnd {
 			epoch := tr.Step/cfg.StepsPerEpoch - 1
 			rec := map[string]any{"epoch": epoch, "step": tr.Step, "train_loss": lossSum / float64(cfg.StepsPerEpoch),
 				"images_per_s": float64(images) / time.Since(start).Seconds(), "lr": r.LR, "eps_train": r.Eps, "k": r.K}
 			if err := evaluate(ctx, tr, real, test, evalN, rec); err != nil {
 				return err
 			}
-			if c, ok := rec["test_certified"].(float64); ok && c > best {
-				best = c
+			// Saved after the evaluation, which leaves the training state as it was.
+			if c, ok := rec["test_certified"].(float64); ok && c > tr.Best {
+				tr.Best = c
 				if err := tr.Save(ctx, store, "best.safetensors", st); err != nil {
 					return err
 				}
+			}
+			if err := tr.Save(ctx, store, "last.safetensors", st); err != nil {
+				return err
 			}
 			line, _ := json.Marshal(rec)
 			fmt.Fprintln(metrics, string(line))
