@@ -197,9 +197,20 @@ func TestS3EndToEnd(t *testing.T) {
 	env := []string{"AWS_ENDPOINT_URL=" + srv.Endpoint, "AWS_ACCESS_KEY_ID=" + srv.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey, "AWS_REGION=" + srv.Region}
 	url := "s3://" + bucket + "/fmnist/test"
-	ok(t, env, "build", "--in", fmnist, "--split", "test", "--out", url, "--shard-mib", "2")
-	if got := ok(t, env, "verify", url); !strings.Contains(got, "10000 rows") {
-		t.Errorf("verify: %s", got)
+	// Every output of a run, the manifest included, is checked for the secret.
+	var outputs []string
+	keep := func(r result) result { outputs = append(outputs, r.stdout, r.stderr); return r }
+	keep(run(t, env, "build", "--in", fmnist, "--split", "test", "--out", url, "--shard-mib", "2"))
+	if got := keep(run(t, env, "verify", url)); !strings.Contains(got.stdout, "10000 rows") {
+		t.Errorf("verify: %s%s", got.stdout, got.stderr)
+	}
+	keep(run(t, env, "inspect", "--json", url))
+	keep(run(t, env, "sample", "--real", url, "--fraction", "0", "--batch", "64", "--steps", "3"))
+	keep(run(t, env, "build", "--in", fmnist, "--split", "test", "--out", url)) // refused: a dataset is there
+	for _, o := range outputs {
+		if strings.Contains(o, srv.SecretKey) {
+			t.Fatalf("the S3 secret appears in an output:\n%s", o)
+		}
 	}
 	// The same build to local disk gives the same shards, byte for byte.
 	local := t.TempDir()
