@@ -258,7 +258,12 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 			var pos []int32
 			var batch shards.Rows
 			for i := range buckets {
-				info, err := b.writeShard(gctx, bk, i, names[index[i]], &buf, &pos, &batch)
+				// A shard whose upload failed is encoded and sent again from
+				// the sorted bucket still in memory: the same bytes.
+				info, err := b.writeShard(gctx, bk, i, names[index[i]], &buf, &pos, &batch, false)
+				for attempt := 1; err != nil && attempt < 3 && retriable(gctx, err); attempt++ {
+					info, err = b.writeShard(gctx, bk, i, names[index[i]], &buf, &pos, &batch, true)
+				}
 				if err != nil {
 					return err
 				}
@@ -368,10 +373,12 @@ func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free 
 
 // writeShard sorts bucket i and stores it as one shard, a record batch at a
 // time; buf, pos and batch are the worker's buffers, reused across shards.
-func (b *builder) writeShard(ctx context.Context, bk *buckets, i int, name string, buf *[]byte, pos *[]int32, batch *shards.Rows) (shards.ShardInfo, error) {
-	var err error
-	if *buf, *pos, err = bk.load(i, *buf, *pos); err != nil {
-		return shards.ShardInfo{}, err
+func (b *builder) writeShard(ctx context.Context, bk *buckets, i int, name string, buf *[]byte, pos *[]int32, batch *shards.Rows, again bool) (shards.ShardInfo, error) {
+	if !again { // a retry reuses the bucket loaded the first time
+		var err error
+		if *buf, *pos, err = bk.load(i, *buf, *pos); err != nil {
+			return shards.ShardInfo{}, err
+		}
 	}
 	w, err := shards.NewShardWriter(ctx, b.store, name, b.shape, b.opts.Codec)
 	if err != nil {
@@ -403,4 +410,10 @@ func (b *builder) writeShard(ctx context.Context, bk *buckets, i int, name strin
 		}
 	}
 	return w.Close()
+}
+
+// retriable says whether a failed shard upload is worth encoding and sending
+// again: a store fault, not bad input, and not a cancelled build.
+func retriable(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, ErrFormat) && !errors.Is(err, shards.ErrFormat) && !errors.Is(err, context.Canceled)
 }

@@ -14,6 +14,9 @@ var (
 	ErrChecksum = errors.New("checksum mismatch")
 	// ErrFormat: a manifest or shard does not follow the format.
 	ErrFormat = errors.New("malformed dataset")
+	// ErrLost: a store acknowledged a Put but does not hold the object; the
+	// writer should send it again.
+	ErrLost = errors.New("object lost by the store")
 	// ErrVersion: the manifest was written by a newer certmix.
 	ErrVersion = errors.New("unsupported manifest version")
 )

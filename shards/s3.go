@@ -320,14 +320,35 @@ func (s *s3Store) Put(ctx context.Context, name string, r io.Reader, size int64)
 	if size < 0 {
 		opts.PartSize = s3PartSize
 	}
-	info, err := s.client.PutObject(ctx, s.bucket, key, src, size, opts)
+	counted := &s3CountingReader{r: src}
+	info, err := s.client.PutObject(ctx, s.bucket, key, counted, size, opts)
 	if err == nil && size >= 0 && info.Size != size {
 		err = fmt.Errorf("uploaded %d of %d bytes", info.Size, size)
+	}
+	if err == nil && size < 0 {
+		// A streamed upload interrupted by a server crash and retried has
+		// been seen to report success without the object being stored:
+		// check that the store holds every byte before saying so.
+		if got, serr := s.Stat(ctx, name); serr != nil || got != counted.n {
+			err = fmt.Errorf("%w: the upload reported success, but the store holds %d of the %d bytes sent (%v)", ErrLost, got, counted.n, serr)
+		}
 	}
 	if err != nil {
 		return s.errf("put", name, err)
 	}
 	return nil
+}
+
+// s3CountingReader counts the bytes a streamed upload read.
+type s3CountingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *s3CountingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // s3PutSource returns what minio-go uploads for Put. A seekable r goes as it
