@@ -321,7 +321,10 @@ func (s *s3Store) Put(ctx context.Context, name string, r io.Reader, size int64)
 		opts.PartSize = s3PartSize
 	}
 	counted := &s3CountingReader{r: src}
-	info, err := s.client.PutObject(ctx, s.bucket, key, counted, size, opts)
+	if size < 0 { // a known size is checked by PutObject's answer; a seeker stays seekable for retries
+		src = counted
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, key, src, size, opts)
 	if err == nil && size >= 0 && info.Size != size {
 		err = fmt.Errorf("uploaded %d of %d bytes", info.Size, size)
 	}
