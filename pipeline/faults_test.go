@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,5 +205,33 @@ func TestStoreDiesMidBuild(t *testing.T) {
 		if !bytes.Equal(data, c[n]) {
 			t.Fatalf("%s of the rebuilt dataset differs from the uninterrupted build's", n)
 		}
+	}
+}
+
+// TestDiskFull builds into a 1 MiB tmpfs (mounted by the test: CI runs as
+// root): a clear "no space" error, no manifest, no temporary files left.
+func TestDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount a 1 MiB tmpfs at %s (the test needs root): %v", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	store, err := shards.NewLocal(filepath.Join(dir, "ds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(context.Background(), newSorted(20000), store, Options{Seed: 1, ShardBytes: 256 << 10, Codec: shards.CodecNone, TempDir: t.TempDir()})
+	if err == nil || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("build into a full disk: %v, want a no-space error", err)
+	}
+	var left []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("the failed build left %v", left)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"certmix/shards"
@@ -94,4 +95,33 @@ func FuzzCheckpoint(f *testing.F) {
 			t.Fatalf("%d bytes of tensors from a %d-byte file", n, len(data))
 		}
 	})
+}
+
+// TestCheckpointOnAFullDisk: a checkpoint that does not fit fails with a
+// no-space error and leaves the previous one intact and no temporary file.
+func TestCheckpointOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatalf("mount a 256 KiB tmpfs at %s (the test needs root): %v", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	ctx := context.Background()
+	st, _ := shards.NewLocal(dir)
+	small := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{1000}, Data: make([]float32, 1000)}}}
+	if err := WriteCheckpoint(ctx, st, "last.safetensors", small); err != nil {
+		t.Fatal(err)
+	}
+	big := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{200_000}, Data: make([]float32, 200_000)}}}
+	err := WriteCheckpoint(ctx, st, "last.safetensors", big)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("checkpoint on a full disk: %v, want ENOSPC", err)
+	}
+	got, err := ReadCheckpoint(ctx, st, "last.safetensors")
+	if err != nil || len(got.Tensors["w"].Data) != 1000 {
+		t.Fatalf("the previous checkpoint after the failed write: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("files left: %v", entries)
+	}
 }
