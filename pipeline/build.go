@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -94,6 +97,11 @@ func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*
 	if (opts.Take > 0 || opts.Skip > 0) && opts.NoShuffle {
 		return nil, errors.New("take and skip need the shuffle: a subset of the source order would not be uniform")
 	}
+	unlock, err := lock(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	old, err := claim(ctx, store, opts.Overwrite)
 	if err != nil {
 		return nil, err
@@ -142,7 +150,30 @@ func claim(ctx context.Context, store shards.Store, overwrite bool) ([]string, e
 	if err := store.Delete(ctx, shards.ManifestName); err != nil {
 		return nil, fmt.Errorf("%s: remove old manifest: %w", store, err)
 	}
-	return slices.DeleteFunc(old, func(n string) bool { return n == shards.ManifestName }), nil
+	return slices.DeleteFunc(old, func(n string) bool { return n == shards.ManifestName || n == LockName }), nil
+}
+
+// LockName is the object a build holds while it writes a dataset.
+const LockName = "build.lock"
+
+// lock takes the destination's build lock, where the store can create an
+// object atomically, so that two builds into one prefix never mix their
+// shards: the second refuses. It returns the function that releases it.
+func lock(ctx context.Context, store shards.Store) (func(), error) {
+	ex, ok := store.(shards.ExclusiveStore)
+	if !ok {
+		return func() {}, nil
+	}
+	host, _ := os.Hostname()
+	note := fmt.Sprintf("{\"host\": %q, \"pid\": %d, \"started\": %q}\n", host, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	err := ex.PutIfAbsent(ctx, LockName, strings.NewReader(note), int64(len(note)))
+	if errors.Is(err, shards.ErrTaken) {
+		return nil, fmt.Errorf("%s: another build is writing here (it holds %s; remove that object if no build is running): %w", store, LockName, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: take the build lock: %w", store, err)
+	}
+	return func() { _ = store.Delete(context.WithoutCancel(ctx), LockName) }, nil
 }
 
 type builder struct {

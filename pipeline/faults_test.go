@@ -235,3 +235,43 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("the failed build left %v", left)
 	}
 }
+
+// TestTwoWriters runs two builds into one prefix at once, on local disk and
+// on S3: one wins, the other refuses, and the dataset is the winner's alone.
+func TestTwoWriters(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	s3, err := shards.NewS3(ctx, s3Config(srv), srv.Bucket(t), "two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, store := range []shards.Store{localStore(t), s3} {
+		errs := make(chan error, 2)
+		for seed := range uint64(2) {
+			go func() {
+				_, err := Build(ctx, newSorted(20000), store, Options{Seed: seed, ShardBytes: 64 << 10, Overwrite: true})
+				errs <- err
+			}()
+		}
+		e1, e2 := <-errs, <-errs
+		if (e1 == nil) == (e2 == nil) && !(e1 == nil && e2 == nil) {
+			t.Fatalf("%s: both builds failed: %v; %v", store, e1, e2)
+		}
+		for _, e := range []error{e1, e2} {
+			if e != nil && !errors.Is(e, shards.ErrTaken) {
+				t.Fatalf("%s: the losing build says %v, want that another build holds the lock", store, e)
+			}
+		}
+		d, err := shards.OpenDataset(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := shards.Verify(ctx, d, nil); err != nil {
+			t.Fatalf("%s: %v", store, err)
+		}
+		names, _ := store.List(ctx)
+		if len(names) != len(d.Manifest.Shards)+1 {
+			t.Errorf("%s: %d objects for %d shards and a manifest: %v", store, len(names), len(d.Manifest.Shards), names)
+		}
+	}
+}

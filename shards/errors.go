@@ -17,6 +17,8 @@ var (
 	// ErrLost: a store acknowledged a Put but does not hold the object; the
 	// writer should send it again.
 	ErrLost = errors.New("object lost by the store")
+	// ErrTaken: PutIfAbsent found the object already there.
+	ErrTaken = errors.New("object already exists")
 	// ErrVersion: the manifest was written by a newer certmix.
 	ErrVersion = errors.New("unsupported manifest version")
 )

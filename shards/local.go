@@ -152,6 +152,46 @@ func (s *localStore) Sync(ctx context.Context) error {
 	return nil
 }
 
+// PutIfAbsent writes the object to a temporary file, then links it into
+// place, which fails if the name exists: the check and the creation are one
+// step.
+func (s *localStore) PutIfAbsent(ctx context.Context, name string, r io.Reader, size int64) (err error) {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return s.errf("put", name, err)
+	}
+	f, err := os.CreateTemp(dir, localTempPrefix+"*")
+	if err != nil {
+		return s.errf("put", name, err)
+	}
+	defer os.Remove(f.Name())
+	src := io.Reader(storeCtxReader{ctx, r})
+	if size >= 0 {
+		src = io.LimitReader(src, size)
+	}
+	_, err = io.Copy(f, src)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return s.errf("put", name, err)
+	}
+	if err := os.Link(f.Name(), p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("local store %s: %q: %w", s.dir, name, ErrTaken)
+		}
+		return s.errf("put", name, err)
+	}
+	return localSyncDir(dir)
+}
+
 func (s *localStore) put(ctx context.Context, name string, r io.Reader, size int64, durable bool) (err error) {
 	p, err := s.path(name)
 	if err != nil {

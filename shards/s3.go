@@ -342,6 +342,31 @@ func (s *s3Store) Put(ctx context.Context, name string, r io.Reader, size int64)
 	return nil
 }
 
+// PutIfAbsent uploads a small object with If-None-Match: *, which the
+// server refuses when the key exists.
+func (s *s3Store) PutIfAbsent(ctx context.Context, name string, r io.Reader, size int64) error {
+	key, err := s.key(name)
+	if err != nil {
+		return err
+	}
+	if size < 0 || size > s3PartSize {
+		return s.errf("put", name, fmt.Errorf("PutIfAbsent takes objects of a known size up to %d bytes", s3PartSize))
+	}
+	src, err := s3PutSource(ctx, r, size)
+	if err != nil {
+		return s.errf("put", name, err)
+	}
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	opts.SetMatchETagExcept("*")
+	if _, err := s.client.PutObject(ctx, s.bucket, key, src, size, opts); err != nil {
+		if minio.ToErrorResponse(err).Code == "PreconditionFailed" {
+			return fmt.Errorf("%s: %q: %w", s, name, ErrTaken)
+		}
+		return s.errf("put", name, err)
+	}
+	return nil
+}
+
 // s3CountingReader counts the bytes a streamed upload read.
 type s3CountingReader struct {
 	r io.Reader

@@ -54,3 +54,14 @@ type DeferredStore interface {
 	// Sync makes every PutDeferred so far durable.
 	Sync(ctx context.Context) error
 }
+
+// ExclusiveStore is implemented by stores that can create an object only if
+// it does not exist yet, atomically (a hard link on disk; If-None-Match: *
+// on S3). Builds take a lock object this way, so that two builds into one
+// prefix never mix their shards.
+type ExclusiveStore interface {
+	Store
+	// PutIfAbsent is Put, except that it fails with ErrTaken, storing
+	// nothing, when the object already exists.
+	PutIfAbsent(ctx context.Context, name string, r io.Reader, size int64) error
+}
