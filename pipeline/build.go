@@ -33,6 +33,7 @@ type Options struct {
 	Skip      int64  // leave out the first Skip rows of the permutation: with one seed, the complement of Take Skip
 
 	Overwrite bool   // replace a dataset already at the destination
+	BreakLock bool   // take the build lock even if held: after a build that died without releasing it
 	TempDir   string // where shuffle buckets spill (default os.TempDir())
 	Workers   int    // concurrent shard encoders (default 2 per core)
 	Tool      string // program and version, recorded in the manifest
@@ -97,7 +98,7 @@ func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*
 	if (opts.Take > 0 || opts.Skip > 0) && opts.NoShuffle {
 		return nil, errors.New("take and skip need the shuffle: a subset of the source order would not be uniform")
 	}
-	unlock, err := lock(ctx, store)
+	unlock, err := lock(ctx, store, opts.BreakLock)
 	if err != nil {
 		return nil, err
 	}
@@ -159,16 +160,21 @@ const LockName = "build.lock"
 // lock takes the destination's build lock, where the store can create an
 // object atomically, so that two builds into one prefix never mix their
 // shards: the second refuses. It returns the function that releases it.
-func lock(ctx context.Context, store shards.Store) (func(), error) {
+func lock(ctx context.Context, store shards.Store, breakLock bool) (func(), error) {
 	ex, ok := store.(shards.ExclusiveStore)
 	if !ok {
 		return func() {}, nil
+	}
+	if breakLock {
+		if err := store.Delete(ctx, LockName); err != nil {
+			return nil, fmt.Errorf("%s: break the build lock: %w", store, err)
+		}
 	}
 	host, _ := os.Hostname()
 	note := fmt.Sprintf("{\"host\": %q, \"pid\": %d, \"started\": %q}\n", host, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
 	err := ex.PutIfAbsent(ctx, LockName, strings.NewReader(note), int64(len(note)))
 	if errors.Is(err, shards.ErrTaken) {
-		return nil, fmt.Errorf("%s: another build is writing here (it holds %s; remove that object if no build is running): %w", store, LockName, err)
+		return nil, fmt.Errorf("%s: another build is writing here (it holds %s; if no build is running, one died without releasing it: pass --break-lock): %w", store, LockName, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: take the build lock: %w", store, err)

@@ -197,8 +197,13 @@ func TestStoreDiesMidBuild(t *testing.T) {
 	if _, err := shards.OpenDataset(ctx, dead); !errors.Is(err, shards.ErrNoDataset) {
 		t.Fatalf("after the failed build: %v, want no dataset", err)
 	}
-	if _, err := Build(ctx, newSorted(20000), dead, opts); err != nil {
-		t.Fatalf("the same build again: %v", err)
+	if _, err := Build(ctx, newSorted(20000), dead, opts); !errors.Is(err, shards.ErrTaken) {
+		t.Fatalf("the same build again, with the dead build's lock left: %v, want a refusal", err)
+	}
+	again := opts
+	again.BreakLock = true
+	if _, err := Build(ctx, newSorted(20000), dead, again); err != nil {
+		t.Fatalf("the same build again, breaking the lock: %v", err)
 	}
 	c := objects(dead)
 	for n, data := range a {

@@ -45,6 +45,7 @@ func runBuild(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.NoShuffle, "no-shuffle", false, "keep the source order (rows are shuffled by default)")
 	fs.Int64Var(&opts.Take, "take", 0, "draw this many rows uniformly without replacement (0 = all); with one seed, smaller takes are nested in larger ones")
 	fs.Int64Var(&opts.Skip, "skip", 0, "leave out the first rows of the permutation; with one seed, --skip N is the complement of --take N (a disjoint split)")
+	fs.BoolVar(&opts.BreakLock, "break-lock", false, "take the destination's build lock even if held (after a build that died without releasing it)")
 	fs.BoolVar(&opts.Overwrite, "overwrite", false, "replace a dataset already at --out")
 	fs.StringVar(&opts.TempDir, "tmp", os.TempDir(), "directory for the shuffle's spill files (as large as the output) when there is more than one shard")
 	fs.IntVar(&opts.Workers, "workers", 0, "concurrent shard encoders (default: 2 per CPU, so one encodes while another waits on I/O)")
