@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"certmix/internal/s3test"
 	"certmix/internal/testsets"
 	"certmix/pipeline"
 	"certmix/sampler"
@@ -680,4 +681,47 @@ func BenchmarkPythonClient(b *testing.B) {
 		t.Fatalf("bench.py: %v\n%s", err, out)
 	}
 	t.Logf("%s: %s", network, bytes.TrimSpace(out))
+}
+
+// TestPythonClientThroughAnS3Outage: the datasets live on an S3 server that
+// dies for a moment while the Python client reads through shardtool serve's
+// server; the batches it gets are those of an uninterrupted run.
+func TestPythonClientThroughAnS3Outage(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.StartPrivate(t)
+	bucket := srv.Bucket(t)
+	s3cfg := shards.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Retries: 8}
+	shape := shards.Shape{Height: 8, Width: 8, Channels: 3, Classes: 10}
+	var sets []*shards.Dataset
+	for i, n := range []int{200, 600} {
+		st, err := shards.NewS3(ctx, s3cfg, bucket, fmt.Sprintf("set%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, testsets.Write(t, st, n, shape, 64, 16, int64(i)*1_000_000))
+	}
+	cfg := sampler.Config{Sources: []sampler.Source{{Dataset: sets[0], Fraction: 0.3}, {Dataset: sets[1], Fraction: 0.7, Replacement: true}},
+		Batch: 24, Seed: 3, Augment: sampler.Augment{Pad: 1, Flip: true}, CacheBytes: 1, Prefetch: 1, Workers: 1}
+	const n = 30
+	want := pyGoBatches(t, cfg, 0, nil, n)
+	addr := pyServe(t, cfg, "tcp")
+	out := filepath.Join(t.TempDir(), "dump")
+	p := pyStart(t, "tests/dump_batches.py", "--address", addr, "--batches", strconv.Itoa(n), "--out", out, "--pause-after", "5")
+	if m := p.next(t); m["paused"] != float64(5) {
+		t.Fatalf("python printed %v, want paused", m)
+	}
+	before := shards.S3Stats()
+	srv.Stop()
+	go func() { time.Sleep(400 * time.Millisecond); srv.Restart() }()
+	fmt.Fprintln(p.stdin)
+	for {
+		if _, ok := p.next(t)["done"]; ok {
+			break
+		}
+	}
+	p.wait(t)
+	pyCompare(t, pyReadDump(t, out), want, int64((200+24-1)/24))
+	if after := shards.S3Stats(); after.Failures <= before.Failures {
+		t.Errorf("no S3 request failed during the outage (%+v, then %+v): it was not exercised", before, after)
+	}
 }
