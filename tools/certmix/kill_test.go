@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"os"
@@ -88,9 +89,18 @@ func TestKilledTrainerResumes(t *testing.T) {
 	if kills < 20 {
 		t.Fatalf("only %d kills landed", kills)
 	}
+	// A damaged last checkpoint: the resume goes back to the one before.
+	last := filepath.Join(killed, "last.safetensors")
+	if st, err := os.Stat(last); err == nil {
+		os.Truncate(last, st.Size()/2)
+	}
 	// Finish the run.
-	if out, err := exec.Command(bin, append(args(killed), "--resume")...).CombinedOutput(); err != nil {
+	out, err := exec.Command(bin, append(args(killed), "--resume")...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("final resume: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("resuming from prev.safetensors")) {
+		t.Errorf("the resume after a truncated last checkpoint did not say it used the previous one:\n%s", out)
 	}
 	if !slices.Equal(weights(clean), weights(killed)) {
 		t.Fatalf("after %d kills and resumes the weights differ from the uninterrupted run's", kills)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -108,6 +109,12 @@ func runTrain(ctx context.Context, args []string) error {
 	var state *sampler.State
 	if resume {
 		ck, err := trainer.ReadCheckpoint(ctx, store, "last.safetensors")
+		if errors.Is(err, trainer.ErrCheckpoint) {
+			// Damaged (a checkpoint is written atomically, so not by a
+			// crash of ours): go back to the one before it.
+			log.Printf("last.safetensors is damaged (%v); resuming from prev.safetensors", err)
+			ck, err = trainer.ReadCheckpoint(ctx, store, "prev.safetensors")
+		}
 		if err != nil {
 			return fmt.Errorf("--resume: %w", err)
 		}
@@ -169,7 +176,7 @@ func runTrain(ctx context.Context, args []string) error {
 		st, _ := json.Marshal(it.State())
 		epochEnd := tr.Step%cfg.StepsPerEpoch == 0
 		if !epochEnd && tr.Step%every == 0 {
-			if err := tr.Save(ctx, store, "last.safetensors", st); err != nil {
+			if err := saveLast(ctx, store, tr, st); err != nil {
 				return err
 			}
 		}
@@ -187,7 +194,7 @@ func runTrain(ctx context.Context, args []string) error {
 					return err
 				}
 			}
-			if err := tr.Save(ctx, store, "last.safetensors", st); err != nil {
+			if err := saveLast(ctx, store, tr, st); err != nil {
 				return err
 			}
 			line, _ := json.Marshal(rec)
@@ -206,4 +213,18 @@ func describe(it *sampler.Iterator) string {
 		return "real images only"
 	}
 	return fmt.Sprintf("%d real + %d generated per batch", q[0], q[1])
+}
+
+// saveLast writes last.safetensors, keeping the previous one as
+// prev.safetensors, so that a damaged last checkpoint still leaves one to
+// resume from.
+func saveLast(ctx context.Context, store shards.Store, tr *trainer.Trainer, state []byte) error {
+	if obj, err := store.Open(ctx, "last.safetensors"); err == nil {
+		err = store.Put(ctx, "prev.safetensors", io.NewSectionReader(obj, 0, obj.Size()), obj.Size())
+		obj.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return tr.Save(ctx, store, "last.safetensors", state)
 }
