@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -431,5 +432,49 @@ func TestNextNeverSkipsAStep(t *testing.T) {
 	}
 	if st := it.State(); st.Step != steps[len(steps)-1]+1 {
 		t.Fatalf("state at step %d after step %d", st.Step, steps[len(steps)-1])
+	}
+}
+
+// TestS3GoneForGood: with the store gone for good, Next fails with a clear
+// error after bounded retries; it never hangs.
+func TestS3GoneForGood(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.StartPrivate(t)
+	bucket := srv.Bucket(t)
+	cfgS3 := shards.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Retries: 2}
+	var ds []*shards.Dataset
+	for i, n := range []int{100, 300} {
+		s3, err := shards.NewS3(ctx, cfgS3, bucket, fmt.Sprintf("set%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, testsets.Write(t, s3, n, small, 64, 16, int64(i)*1_000_000))
+	}
+	cfg := mixConfig(ds[0], ds[1], 30, 0.7)
+	cfg.CacheBytes, cfg.Prefetch, cfg.Workers = 1, 1, 1
+	it, err := New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if _, err := it.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	start := time.Now()
+	for {
+		_, err := it.Next(ctx)
+		if err != nil {
+			if !strings.Contains(err.Error(), "unreachable") {
+				t.Errorf("error %v, want one saying the store is unreachable", err)
+			}
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("still making batches 30 s after the store went away")
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the error took %s", d)
 	}
 }
