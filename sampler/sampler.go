@@ -59,6 +59,15 @@ type Batch struct {
 // Len returns the number of images.
 func (b *Batch) Len() int { return len(b.Labels) }
 
+// Clone returns a copy of b that owns its memory: Next's batches are
+// recycled by the following call.
+func (b *Batch) Clone() Batch {
+	c := *b
+	c.Images, c.Floats = slices.Clone(b.Images), slices.Clone(b.Floats)
+	c.Labels, c.IDs, c.Sources = slices.Clone(b.Labels), slices.Clone(b.IDs), slices.Clone(b.Sources)
+	return c
+}
+
 // Iterator streams the batches of a Config, in step order.
 type Iterator struct {
 	cfg      Config

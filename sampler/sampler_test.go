@@ -60,10 +60,7 @@ func collect(t testing.TB, cfg Config, state *State, n int) []Batch {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := *b
-		c.Images, c.Floats = slices.Clone(b.Images), slices.Clone(b.Floats)
-		c.Labels, c.IDs, c.Sources = slices.Clone(b.Labels), slices.Clone(b.IDs), slices.Clone(b.Sources)
-		out = append(out, c)
+		out = append(out, b.Clone())
 	}
 	return out
 }
@@ -388,9 +385,7 @@ func TestS3OutageIsBridged(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		c := *b
-		c.Images, c.Labels, c.IDs, c.Sources = slices.Clone(b.Images), slices.Clone(b.Labels), slices.Clone(b.IDs), slices.Clone(b.Sources)
-		got = append(got, c)
+		got = append(got, b.Clone())
 	}
 	if err := equalBatches(got, want); err != nil {
 		t.Error(err)

@@ -208,10 +208,7 @@ func pyGoBatches(t testing.TB, cfg sampler.Config, rank int, state *sampler.Stat
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := *b
-		c.Images, c.Floats = slices.Clone(b.Images), slices.Clone(b.Floats)
-		c.Labels, c.IDs, c.Sources = slices.Clone(b.Labels), slices.Clone(b.IDs), slices.Clone(b.Sources)
-		out = append(out, c)
+		out = append(out, b.Clone())
 	}
 	return out
 }
