@@ -1,0 +1,107 @@
+package sweep
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// State is where a cell stands.
+type State string
+
+// The states of a cell. A cell is done when its certification finished and
+// its done marker was written; failed when its last attempt ended in an
+// error or stopped without finishing (killed, out of time); running while a
+// process works on it; pending otherwise (queued, or not run yet).
+const (
+	Pending State = "pending"
+	Running State = "running"
+	Done    State = "done"
+	Failed  State = "failed"
+)
+
+// The marker files in a cell's directory. done is written last, atomically,
+// after the certification's outputs: a cell is done exactly when it exists.
+const (
+	doneMarker    = "done"
+	failedMarker  = "failed"
+	runningMarker = "running"
+	logName       = "log"
+)
+
+// attempt is what the running marker records: who works on the cell.
+type attempt struct {
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// SlurmJob and SlurmTask identify the array task, when Slurm runs it.
+	SlurmJob  string `json:"slurm_job,omitempty"`
+	SlurmTask string `json:"slurm_task,omitempty"`
+}
+
+// finished is what the done marker records.
+type finished struct {
+	Finished time.Time `json:"finished"`
+	Seconds  float64   `json:"seconds"`
+	Host     string    `json:"host"`
+}
+
+// IsDone reports whether the cell named name in dir has finished.
+func IsDone(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(CellDir(dir, name), doneMarker))
+	return err == nil
+}
+
+// LogPath is the cell's log: the output of its train and certify commands.
+func LogPath(dir, name string) string { return filepath.Join(CellDir(dir, name), logName) }
+
+func writeJSONMarker(cellDir, name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(cellDir, name), append(data, '\n'))
+}
+
+func readAttempt(cellDir string) (attempt, bool) {
+	var a attempt
+	data, err := os.ReadFile(filepath.Join(cellDir, runningMarker))
+	if err != nil || json.Unmarshal(data, &a) != nil {
+		return a, false
+	}
+	return a, true
+}
+
+// failure returns the first line of the failed marker, if there is one.
+func failure(cellDir string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(cellDir, failedMarker))
+	if err != nil {
+		return "", false
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+	return line, true
+}
+
+// alive reports whether the local process of an attempt still runs (on
+// this host, by its pid).
+func (a attempt) alive() bool {
+	host, _ := os.Hostname()
+	if a.Host != host || a.PID <= 0 {
+		return false
+	}
+	err := syscall.Kill(a.PID, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func (a attempt) String() string {
+	s := fmt.Sprintf("pid %d on %s since %s", a.PID, a.Host, a.Started.Format(time.DateTime))
+	if a.SlurmJob != "" {
+		s += fmt.Sprintf(", Slurm job %s_%s", a.SlurmJob, a.SlurmTask)
+	}
+	return s
+}
