@@ -55,7 +55,7 @@ func FitLine(x, y []float64) (Line, error) {
 		sxy += dx * (y[i] - my)
 	}
 	if sxx == 0 {
-		return Line{}, fmt.Errorf("%w: all %d points at x = %g", ErrFit, n, mx)
+		return Line{}, fmt.Errorf("%w: all %d points at x = %.4g", ErrFit, n, mx)
 	}
 	l := Line{N: n, Slope: sxy / sxx, MeanX: mx, Sxx: sxx}
 	l.Intercept = my - l.Slope*mx
