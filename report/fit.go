@@ -10,7 +10,11 @@ import (
 
 // ErrFit marks data a line cannot be fitted to: fewer than two points, or
 // all at one x.
-var ErrFit = errors.New("line fit")
+var ErrFit = errors.New("no line")
+
+// ErrNoInterval marks a prediction interval that cannot be given: a line
+// through two points (no error estimate) or a level outside (0, 1).
+var ErrNoInterval = errors.New("no prediction interval")
 
 // Line is an ordinary least-squares line y = Intercept + Slope·x with the
 // standard errors of its coefficients, as the paper fits the certified
@@ -85,10 +89,10 @@ func (l Line) At(x float64) float64 { return l.Intercept + l.Slope*x }
 // With two points there is no error estimate and no interval.
 func (l Line) PredictionInterval(x, level float64) (lo, hi float64, err error) {
 	if !(level > 0 && level < 1) {
-		return 0, 0, fmt.Errorf("%w: level %v, want between 0 and 1", ErrFit, level)
+		return 0, 0, fmt.Errorf("%w: level %v, want between 0 and 1", ErrNoInterval, level)
 	}
 	if l.N <= 2 {
-		return 0, 0, fmt.Errorf("%w: a line through %d points has no error estimate, so no interval", ErrFit, l.N)
+		return 0, 0, fmt.Errorf("%w: a line through %d points has no error estimate", ErrNoInterval, l.N)
 	}
 	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(l.N - 2)}.Quantile(1 - (1-level)/2)
 	d := x - l.MeanX

@@ -76,10 +76,10 @@ func TestPredictionInterval(t *testing.T) {
 		t.Errorf("90%% interval width %v, want %v", hi-lo, 2*half)
 	}
 	two, _ := FitLine([]float64{1, 2}, []float64{1, 2})
-	if _, _, err := two.PredictionInterval(1.5, 0.95); !errors.Is(err, ErrFit) {
-		t.Errorf("two points: err = %v, want ErrFit", err)
+	if _, _, err := two.PredictionInterval(1.5, 0.95); !errors.Is(err, ErrNoInterval) {
+		t.Errorf("two points: err = %v, want ErrNoInterval", err)
 	}
-	if _, _, err := l.PredictionInterval(1, 1); !errors.Is(err, ErrFit) {
-		t.Errorf("level 1: err = %v, want ErrFit", err)
+	if _, _, err := l.PredictionInterval(1, 1); !errors.Is(err, ErrNoInterval) {
+		t.Errorf("level 1: err = %v, want ErrNoInterval", err)
 	}
 }

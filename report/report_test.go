@@ -205,7 +205,7 @@ func TestReportNumbers(t *testing.T) {
 	}
 	// All families: lot's two points give a gain but no interval.
 	ps, err = Predict(r.Gains, 6, "", "", 0.95)
-	if err != nil || len(ps) != 2 || ps[1].Family != "lot" || !near(ps[1].Gain, -0.515+6*1.15, 1e-9) || !errors.Is(ps[1].Err, ErrFit) {
+	if err != nil || len(ps) != 2 || ps[1].Family != "lot" || !near(ps[1].Gain, -0.515+6*1.15, 1e-9) || !errors.Is(ps[1].Err, ErrNoInterval) {
 		t.Errorf("predictions %+v, %v", ps, err)
 	}
 	// Only the 5M cells: gloro (4, 2.13) (5, 2.19), slope 0.06.

@@ -168,7 +168,7 @@ func (r *Report) FitsTable() TextTable {
 	}
 	for _, f := range r.Fits {
 		if f.Err != nil {
-			tt.Rows = append(tt.Rows, []string{f.Family, "", "no line: " + f.Err.Error(), "", "", "", ""})
+			tt.Rows = append(tt.Rows, []string{f.Family, "", f.Err.Error(), "", "", "", ""})
 			continue
 		}
 		l := f.Line

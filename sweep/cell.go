@@ -63,8 +63,8 @@ const (
 // RunCell brings the cell named c.Name in the sweep directory dir to done:
 //
 //   - a done cell is skipped;
-//   - otherwise it writes the running marker, records the datasets'
-//     manifests ([RecordData]), runs certmix train into train/ (with
+//   - otherwise it takes the running marker (refusing with [ErrRunning]
+//     when a live process holds it), records the datasets' manifests ([RecordData]), runs certmix train into train/ (with
 //     --resume when train/last.safetensors exists: an interrupted cell goes
 //     on from its checkpoint), then certmix certify into certify/, and
 //     writes the done marker atomically;
@@ -79,13 +79,17 @@ func RunCell(ctx context.Context, dir string, c Cell, r Runner) (out Outcome, er
 	}
 	host, _ := os.Hostname()
 	start := time.Now()
-	a := attempt{Host: host, PID: os.Getpid(), Started: start.UTC(),
+	a := attempt{Host: host, PID: os.Getpid(), Boot: processStart(os.Getpid()), Started: start.UTC(),
 		SlurmJob: os.Getenv("SLURM_ARRAY_JOB_ID"), SlurmTask: os.Getenv("SLURM_ARRAY_TASK_ID")}
 	if err := os.MkdirAll(cd, 0o755); err != nil {
 		return Ran, fmt.Errorf("cell %s: %w", c.Name, err)
 	}
-	if err := writeJSONMarker(cd, runningMarker, a); err != nil {
+	if err := lock(cd, a); err != nil {
 		return Ran, fmt.Errorf("cell %s: %w", c.Name, err)
+	}
+	if IsDone(dir, c.Name) { // finished by another process meanwhile
+		os.Remove(filepath.Join(cd, runningMarker))
+		return Skipped, nil
 	}
 	os.Remove(filepath.Join(cd, failedMarker))
 	log, err := os.OpenFile(filepath.Join(cd, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

@@ -228,3 +228,48 @@ func TestDataRecorded(t *testing.T) {
 		t.Fatalf("a cell with changed data ran: %q", calls)
 	}
 }
+
+func TestCellLock(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	cd := CellDir(dir, c.Name)
+	host, _ := os.Hostname()
+	parent := os.Getppid()
+	// A live process holds the cell: refused, nothing run, its marker kept.
+	holder := attempt{Host: host, PID: parent, Boot: processStart(parent)}
+	if holder.Boot == 0 {
+		t.Fatal("no start time from /proc")
+	}
+	writeJSONMarker(cd, runningMarker, holder)
+	fake := &fakeCertmix{}
+	if _, err := RunCell(context.Background(), dir, c, fake); !errors.Is(err, ErrRunning) {
+		t.Fatalf("err = %v, want ErrRunning", err)
+	}
+	if a, ok := readAttempt(cd); !ok || a.PID != parent || len(fake.reset()) != 0 {
+		t.Fatalf("the holder's marker was replaced or the cell ran: %+v", a)
+	}
+	if _, failed := failure(cd); failed {
+		t.Error("a refused attempt marked the cell failed")
+	}
+	// The same pid with another start time is a reused pid: the marker is
+	// stale and the cell runs.
+	writeJSONMarker(cd, runningMarker, attempt{Host: host, PID: parent, Boot: holder.Boot + 1})
+	if out, err := RunCell(context.Background(), dir, c, fake); err != nil || out != Ran {
+		t.Fatalf("with a stale marker: %v, %v", out, err)
+	}
+}
+
+func TestIdle(t *testing.T) {
+	dir, p := tinySweep(t)
+	host, _ := os.Hostname()
+	writeJSONMarker(CellDir(dir, p.Cells[0].Name), doneMarker, finished{})
+	writeJSONMarker(CellDir(dir, p.Cells[1].Name), runningMarker, attempt{Host: host, PID: os.Getpid()})
+	writeJSONMarker(CellDir(dir, p.Cells[2].Name), failedMarker, "boom")
+	idle, busy, err := Idle(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idle) != 2 || idle[0].Name != p.Cells[2].Name || idle[1].Name != p.Cells[3].Name || len(busy) != 1 || busy[0].Cell != p.Cells[1].Name {
+		t.Fatalf("idle %v, busy %v", idle, busy)
+	}
+}

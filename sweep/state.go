@@ -1,11 +1,13 @@
 package sweep
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,10 +36,16 @@ const (
 	logName       = "log"
 )
 
+// ErrRunning marks a cell that another live process is running.
+var ErrRunning = errors.New("cell is running")
+
 // attempt is what the running marker records: who works on the cell.
 type attempt struct {
-	Host    string    `json:"host"`
-	PID     int       `json:"pid"`
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	// Boot is the process's start time in clock ticks since boot (Linux's
+	// /proc/PID/stat), so that a reused pid is not taken for the process.
+	Boot    uint64    `json:"boot,omitempty"`
 	Started time.Time `json:"started"`
 	// SlurmJob and SlurmTask identify the array task, when Slurm runs it.
 	SlurmJob  string `json:"slurm_job,omitempty"`
@@ -88,14 +96,73 @@ func failure(cellDir string) (string, bool) {
 }
 
 // alive reports whether the local process of an attempt still runs (on
-// this host, by its pid).
+// this host, by its pid and start time).
 func (a attempt) alive() bool {
 	host, _ := os.Hostname()
 	if a.Host != host || a.PID <= 0 {
 		return false
 	}
-	err := syscall.Kill(a.PID, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(a.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	return a.Boot == 0 || processStart(a.PID) == a.Boot
+}
+
+// processStart is field 22 of /proc/PID/stat, the process's start time
+// (0 where there is no /proc).
+func processStart(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// lock writes the running marker for a, atomically and only if no live
+// process of this host holds it (a marker left by a dead one is
+// replaced): two sweeps on one machine that reach a cell at once do not
+// both run it. Cells on Slurm are kept from local runs by [Idle].
+func lock(cellDir string, a attempt) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(cellDir, runningMarker)
+	for try := 0; ; try++ {
+		tmp, err := os.CreateTemp(cellDir, ".running.tmp*")
+		if err != nil {
+			return err
+		}
+		_, err = tmp.Write(append(data, '\n'))
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Link(tmp.Name(), path) // fails if the marker exists
+		}
+		os.Remove(tmp.Name())
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrExist) || try > 0 {
+			return fmt.Errorf("running marker: %w", err)
+		}
+		held, ok := readAttempt(cellDir)
+		if ok && held.alive() {
+			return fmt.Errorf("%w: %s", ErrRunning, held)
+		}
+		os.Remove(path) // left by a process that died
+	}
 }
 
 func (a attempt) String() string {

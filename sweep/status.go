@@ -144,6 +144,31 @@ func isActive(s string) bool {
 	return false
 }
 
+// Idle returns the cells that are not done and that neither a live process
+// nor the Slurm queue q (nil: none) holds, and the statuses of those it
+// leaves out: what a local run may start without running a cell twice.
+func Idle(ctx context.Context, dir string, q Queue) ([]Cell, []CellStatus, error) {
+	p, err := ReadPlan(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	sts, err := Status(ctx, dir, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	var idle []Cell
+	var busy []CellStatus
+	for i, s := range sts {
+		switch {
+		case s.State == Running || (s.State == Pending && strings.Contains(s.Note, "Slurm")):
+			busy = append(busy, s)
+		case s.State != Done:
+			idle = append(idle, p.Cells[i])
+		}
+	}
+	return idle, busy, nil
+}
+
 // Counts tallies states: "3 done, 1 running".
 func Counts(sts []CellStatus) string {
 	n := map[State]int{}

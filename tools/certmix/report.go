@@ -59,8 +59,11 @@ func runReport(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Print(r.MainTable().Markdown(), "\n", r.CellsTable().Markdown())
-	if len(r.Fits) > 0 {
-		fmt.Print("\n", r.FitsTable().Markdown())
+	for _, f := range r.Fits {
+		if f.Err == nil {
+			fmt.Print("\n", r.FitsTable().Markdown())
+			break
+		}
 	}
 	if u := r.Unfinished(); len(u) > 0 {
 		fmt.Printf("\n%d of %d cells not finished\n", len(u), len(r.Results))
@@ -78,10 +81,10 @@ func printPrediction(r *report.Report, gap float64, family, generated string, le
 		fmt.Printf("%s: ", p.Family)
 		switch {
 		case p.Line.N == 0:
-			fmt.Printf("no line (%v)\n", p.Err)
+			fmt.Printf("%v\n", p.Err)
 			continue
 		case p.Err != nil:
-			fmt.Printf("expected gain %+.2f points at a base generalization gap of %.2f; no interval (%v)\n", p.Gain, gap, p.Err)
+			fmt.Printf("expected gain %+.2f points at a base generalization gap of %.2f (%v)\n", p.Gain, gap, p.Err)
 		default:
 			fmt.Printf("expected gain %+.2f points at a base generalization gap of %.2f, %g%% prediction interval [%+.2f, %+.2f]\n",
 				p.Gain, gap, 100*level, p.Lo, p.Hi)

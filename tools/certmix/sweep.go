@@ -52,6 +52,9 @@ func runSweep(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("name one sweep file")
 	}
+	if *executor != "local" && *executor != "slurm" {
+		return fmt.Errorf("--executor %q: want local or slurm", *executor)
+	}
 	f, source, err := sweep.ReadFile(pos[0])
 	if err != nil {
 		return err
@@ -75,13 +78,18 @@ func runSweep(ctx context.Context, args []string) error {
 	if err := sweep.Prepare(dir, plan, source); err != nil {
 		return err
 	}
-	var todo []sweep.Cell
-	for _, c := range plan.Cells {
-		if !sweep.IsDone(dir, c.Name) {
-			todo = append(todo, c)
-		}
+	var q sweep.Queue
+	if subs, err := sweep.Submissions(dir); err == nil && len(subs) > 0 {
+		q = sweep.Squeue{}
 	}
-	fmt.Printf("sweep %s: %d cells, %d done, %d to run, in %s\n", plan.Name, len(plan.Cells), len(plan.Cells)-len(todo), len(todo), dir)
+	todo, busy, err := sweep.Idle(ctx, dir, q)
+	if err != nil {
+		return err
+	}
+	for _, s := range busy {
+		fmt.Printf("%s: left alone, %s (%s)\n", s.Cell, s.State, s.Note)
+	}
+	fmt.Printf("sweep %s: %d cells, %d done, %d to run, in %s\n", plan.Name, len(plan.Cells), len(plan.Cells)-len(todo)-len(busy), len(todo), dir)
 	if len(todo) == 0 {
 		fmt.Printf("report: certmix report %s\n", dir)
 		return nil
@@ -97,7 +105,7 @@ func runSweep(ctx context.Context, args []string) error {
 			env = append(env, "OPENBLAS_NUM_THREADS="+strconv.Itoa(max(runtime.NumCPU() / *parallel, 1)))
 		}
 		l := sweep.Local{Parallel: *parallel, Runner: sweep.Command{Path: bin, Env: env}, Progress: os.Stdout}
-		if err := l.Run(ctx, dir, plan.Cells); err != nil {
+		if err := l.Run(ctx, dir, todo); err != nil {
 			return err
 		}
 		fmt.Printf("done; report: certmix report %s\n", dir)

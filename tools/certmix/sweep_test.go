@@ -129,7 +129,7 @@ func TestSweepKilledResumes(t *testing.T) {
 	doneBefore, _ := os.ReadFile(filepath.Join(sweep.CellDir(killed, first), "done"))
 
 	out := run(t, ctx, bin, "sweep", "--out", killed, file)
-	if !strings.Contains(out, first+": done already") {
+	if !strings.Contains(out, "3 cells, 1 done, 2 to run") || strings.Contains(out, first+": running") {
 		t.Errorf("the rerun did not skip the finished cell:\n%s", out)
 	}
 	doneAfter, _ := os.ReadFile(filepath.Join(sweep.CellDir(killed, first), "done"))
