@@ -273,3 +273,20 @@ func TestIdle(t *testing.T) {
 		t.Fatalf("idle %v, busy %v", idle, busy)
 	}
 }
+
+// TestFilesReadable: what a sweep writes is readable by others (a cluster's
+// file system is shared), not CreateTemp's 0600.
+func TestFilesReadable(t *testing.T) {
+	dir, p := tinySweep(t)
+	if _, err := RunCell(context.Background(), dir, p.Cells[0], &fakeCertmix{}); err != nil {
+		t.Fatal(err)
+	}
+	cd := CellDir(dir, p.Cells[0].Name)
+	for _, f := range []string{filepath.Join(dir, "plan.json"), filepath.Join(dir, "sweep.yaml"), filepath.Join(cd, "cell.json"),
+		filepath.Join(cd, "data.json"), filepath.Join(cd, doneMarker)} {
+		st, err := os.Stat(f)
+		if err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, %v; want mode 0644", f, st.Mode(), err)
+		}
+	}
+}

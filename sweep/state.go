@@ -144,6 +144,9 @@ func lock(cellDir string, a attempt) error {
 			return err
 		}
 		_, err = tmp.Write(append(data, '\n'))
+		if err == nil {
+			err = tmp.Chmod(0o644)
+		}
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}

@@ -195,8 +195,12 @@ func Wait(ctx context.Context, dir string, names []string, q Queue, poll time.Du
 	last := ""
 	for {
 		all, err := Status(ctx, dir, q)
-		if err != nil {
+		if all == nil {
 			return err
+		}
+		if err != nil && progress != nil {
+			// squeue failed this time; the markers still tell most states.
+			fmt.Fprintf(progress, "%s %v\n", time.Now().Format(time.TimeOnly), err)
 		}
 		var mine []CellStatus
 		busy := false
