@@ -100,3 +100,11 @@ func (l Line) PredictionInterval(x, level float64) (lo, hi float64, err error) {
 	y := l.At(x)
 	return y - half, y + half, nil
 }
+
+// Equation writes the line as "gain = a (± se) + b (± se) · gap".
+func (l Line) Equation() string {
+	if math.IsNaN(l.SlopeSE) {
+		return fmt.Sprintf("gain = %.3g + %.3g·gap (n = %d)", l.Intercept, l.Slope, l.N)
+	}
+	return fmt.Sprintf("gain = %.3g (± %.2g) + %.3g (± %.2g)·gap (n = %d)", l.Intercept, l.InterceptSE, l.Slope, l.SlopeSE, l.N)
+}

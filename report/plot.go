@@ -224,24 +224,3 @@ func PlotBestLast(w io.Writer, points []BestLast, amounts []string) error {
 	p.X.Min = min(p.X.Min, 0)
 	return writePNG(w, p)
 }
-
-// Equation writes the line as "gain = a (± se) + b (± se) · gap".
-func (l Line) Equation() string {
-	if math.IsNaN(l.SlopeSE) {
-		return fmt.Sprintf("gain = %.3g + %.3g·gap (n = %d)", l.Intercept, l.Slope, l.N)
-	}
-	return fmt.Sprintf("gain = %.3g (± %.2g) + %.3g (± %.2g)·gap (n = %d)", l.Intercept, l.InterceptSE, l.Slope, l.SlopeSE, l.N)
-}
-
-// Label names a row for legends: its architecture, epochs, and schedule
-// and seed when set.
-func (r Row) Label() string {
-	s := fmt.Sprintf("%s e%d", r.Arch, r.Epochs)
-	if r.Schedule != "" {
-		s += " " + r.Schedule
-	}
-	if r.Seed != 0 {
-		s += fmt.Sprintf(" s%d", r.Seed)
-	}
-	return s
-}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strconv"
 )
@@ -111,4 +112,17 @@ func NewTable(results []Result, generated []string) Table {
 		}
 	}
 	return t
+}
+
+// Label names a row for legends: its architecture, epochs, and schedule
+// and seed when set.
+func (r Row) Label() string {
+	s := fmt.Sprintf("%s e%d", r.Arch, r.Epochs)
+	if r.Schedule != "" {
+		s += " " + r.Schedule
+	}
+	if r.Seed != 0 {
+		s += fmt.Sprintf(" s%d", r.Seed)
+	}
+	return s
 }

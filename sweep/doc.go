@@ -25,7 +25,8 @@
 //   - A cell is named by its parameters and never run twice: a cell with a
 //     done marker is skipped; a cell directory run with other settings than
 //     the file now gives it is refused ([ErrChanged]), never mixed
-//     (TestExpand, TestCellNames, TestSkipIfDone, TestChangedSettingsRefused).
+//     (TestExpand, TestCellNames, TestSkipIfDone, TestChangedSettingsRefused);
+//     a cell is locked while a process runs it (TestCellLock).
 //   - An interrupted cell resumes from its checkpoint (train --resume), and
 //     a sweep killed mid-run and run again ends with the results of an
 //     uninterrupted one (TestResumeArgs here; TestSweepKilledResumes in
