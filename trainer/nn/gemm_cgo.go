@@ -9,10 +9,14 @@ package nn
 
 /*
 #cgo LDFLAGS: -lopenblas
+extern char *openblas_get_corename(void);
+extern int openblas_get_num_threads(void);
 */
 import "C"
 
 import (
+	"fmt"
+
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/netlib/blas/netlib"
 )
@@ -20,4 +24,11 @@ import (
 func init() {
 	blas32.Use(netlib.Implementation{})
 	defaultBackend = "openblas"
+}
+
+// gemmInfo names OpenBLAS's kernels (chosen from the CPU, or by the
+// environment variable OPENBLAS_CORETYPE) and its thread count (from
+// OPENBLAS_NUM_THREADS, else one per core).
+func gemmInfo() string {
+	return fmt.Sprintf("openblas, %s kernels, %d threads", C.GoString(C.openblas_get_corename()), int(C.openblas_get_num_threads()))
 }

@@ -21,7 +21,7 @@ func backends() []struct {
 }
 
 func TestGemmBackendsAgree(t *testing.T) {
-	t.Logf("default backend: %s", GemmBackend())
+	t.Logf("default backend: %s", GemmInfo())
 	defer SetGemmer(SetGemmer(nil))
 	rng := newRNG(1000)
 	for _, c := range []struct {
