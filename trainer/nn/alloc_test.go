@@ -3,8 +3,9 @@ package nn
 import "testing"
 
 // TestNoAllocs: after construction, the layers' Forward, Backward and Transpose
-// and a power-iteration step allocate nothing. The layers' own code is measured
-// with the allocation-free naive Gemmer; the default backend is measured too.
+// (ConvOp, Winograd, Linear, MinMax) and a power-iteration step allocate
+// nothing. The layers' own code is measured with the allocation-free naive
+// Gemmer; the default backend is measured too.
 func TestNoAllocs(t *testing.T) {
 	defer SetGemmer(SetGemmer(nil))
 	rng := newRNG(1100)
@@ -13,6 +14,7 @@ func TestNoAllocs(t *testing.T) {
 	conv := NewConv2d("c", g, true, n, rng)
 	g1 := ConvGeom{Cin: 4, Cout: 4, K: 3, Stride: 1, Pad: 1, H: 16, W: 16} // one image per Gemm
 	conv1 := NewConv2d("c1", g1, true, n, rng)
+	wino := NewWinograd(g1, 2) // two chunks, the second partial
 	lin := NewLinear("fc", 12, 8, true, rng)
 	mm := NewMinMax(6, g.Ho()*g.Wo())
 	pc := NewPowerIteration(conv.Operator(), rng)
@@ -30,6 +32,8 @@ func TestNoAllocs(t *testing.T) {
 		conv.Transpose(dx, y, n)
 		conv1.Forward(y1, x1, n)
 		conv1.Backward(dx1, z1, x1, n)
+		wino.Forward(y1, x1, conv1.Weight.W, conv1.Bias.W, n)
+		wino.Backward(dx1, conv1.Weight.G, conv1.Bias.G, z1, x1, conv1.Weight.W, n)
 		lin.Forward(ly, lx, n)
 		lin.Backward(ldx, ly, lx, n)
 		lin.Transpose(ldx, ly, n)

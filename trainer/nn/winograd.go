@@ -1,0 +1,158 @@
+package nn
+
+// winogradCols is about the number of tiles (Gemm columns) a Winograd conv
+// transforms and multiplies at once: enough for the BLAS to run near its peak,
+// few enough that the transformed chunk (2·16·C·T floats, 16 MiB at C = 128)
+// stays in the last-level cache between its transform and its Gemms.
+const winogradCols = 1024
+
+// A Conv is a convolution of fixed geometry whose kernel is supplied by the
+// caller, as ConvOp and Winograd provide it: the seam through which a model
+// runs its convolutions, so that another implementation (another algorithm, a
+// GPU) can stand in for either.
+type Conv interface {
+	// Forward computes out = conv(in; weight) + bias for n images (bias may be nil).
+	Forward(out, in, weight, bias []float32, n int)
+	// Backward ACCUMULATES ∂L/∂weight into dWeight and ∂L/∂bias into dBias and
+	// WRITES ∂L/∂in into dIn, for dOut = ∂L/∂out; any of the three may be nil.
+	Backward(dIn, dWeight, dBias, dOut, in, weight []float32, n int)
+}
+
+var (
+	_ Conv = (*ConvOp)(nil)
+	_ Conv = (*Winograd)(nil)
+)
+
+// Winograd is a 3×3 stride-1 convolution (any zero padding) computed with
+// Winograd's F(2×2, 3×3): each 2×2 block of outputs takes 16 multiplies per
+// input channel instead of direct convolution's 36, so its Gemms (16 per chunk
+// of images, one per tap ξ of the 4×4 transformed tile) hold 2.25 times fewer
+// flops than im2col's. Backward is the exact adjoint of the same computation:
+// the output gradient is transformed once (dM = A dY Aᵀ), and both the input
+// gradient (dV = Uᵀ dM, then the adjoint of the input transform) and the
+// kernel gradient (dU = Σ dM Vᵀ, then Gᵀ dU G) are Gemms in the transformed
+// domain.
+//
+// Winograd computes the same linear map as ConvOp; only float32 rounding
+// differs (the transforms add and halve, TestWinogradMatchesConv bounds the
+// difference). It is for training. A Lipschitz bound, which must hold for the
+// map a certificate is computed on, is of the operator of ConvOp (see
+// ConvOperator), and certification runs that ConvOp: the bound there is K
+// itself, not K plus a rounding allowance for the Winograd transforms.
+type Winograd struct {
+	ConvGeom
+	tilesY, tilesX int // 2×2 output tiles per column and per row
+	chunk          int // images per pass
+	u, du          []float32
+	v, m           []float32
+	planes         []*winoPlane
+}
+
+// NewWinograd allocates a Winograd convolution of geometry g (K = 3,
+// stride 1) for chunks of up to maxBatch images (larger batches take more
+// chunks). It panics on another geometry.
+func NewWinograd(g ConvGeom, maxBatch int) *Winograd {
+	if !g.valid() || g.K != 3 || g.Stride != 1 || maxBatch < 1 {
+		panic("nn: NewWinograd: want a valid 3x3 stride-1 geometry")
+	}
+	w := &Winograd{ConvGeom: g, tilesY: (g.Ho() + 1) / 2, tilesX: (g.Wo() + 1) / 2}
+	tiles := w.tilesY * w.tilesX
+	w.chunk = min(maxBatch, (winogradCols+tiles-1)/tiles)
+	t := w.chunk * tiles
+	w.u, w.du = make([]float32, 16*g.Cout*g.Cin), make([]float32, 16*g.Cout*g.Cin)
+	w.v, w.m = make([]float32, 16*g.Cin*t), make([]float32, 16*g.Cout*t)
+	w.planes = []*winoPlane{w.newPlane()}
+	return w
+}
+
+// Forward computes out = conv(in; weight) + bias for n images (bias may be nil).
+func (w *Winograd) Forward(out, in, weight, bias []float32, n int) {
+	if len(out) < n*w.OutLen() || len(in) < n*w.InLen() || len(weight) != w.WeightLen() || (bias != nil && len(bias) != w.Cout) {
+		panic("nn: Winograd.Forward: bad slice length")
+	}
+	w.kernelTiles(w.u, weight)
+	tiles, inLen, outLen := w.tilesY*w.tilesX, w.InLen(), w.OutLen()
+	for b0 := 0; b0 < n; b0 += w.chunk {
+		g := min(w.chunk, n-b0)
+		T := g * tiles
+		w.inputTiles(w.v, in[b0*inLen:], 0, g*w.Cin, T, w.planes[0])
+		w.products(T)
+		w.outputTiles(out[b0*outLen:], w.m, bias, 0, g*w.Cout, T, w.planes[0])
+	}
+}
+
+// products computes M_ξ = U_ξ · V_ξ (Cout×Cin times Cin×T) for the 16 taps.
+func (w *Winograd) products(T int) {
+	kc, ct, kt := w.Cout*w.Cin, w.Cin*T, w.Cout*T
+	for xi := range 16 {
+		Gemm(false, false, w.Cout, T, w.Cin, 1, w.u[xi*kc:], w.Cin, w.v[xi*ct:], T, 0, w.m[xi*kt:], T)
+	}
+}
+
+// Backward takes dOut = ∂L/∂out for n images and the forward's in and weight; it
+// ACCUMULATES ∂L/∂weight into dWeight and ∂L/∂bias into dBias and WRITES ∂L/∂in
+// into dIn. Any of dIn, dWeight, dBias may be nil to skip it; in is only read
+// when dWeight is wanted.
+func (w *Winograd) Backward(dIn, dWeight, dBias, dOut, in, weight []float32, n int) {
+	inLen, outLen := w.InLen(), w.OutLen()
+	if len(dOut) < n*outLen || len(weight) != w.WeightLen() ||
+		(dIn != nil && len(dIn) < n*inLen) || (dWeight != nil && (len(dWeight) != len(weight) || len(in) < n*inLen)) ||
+		(dBias != nil && len(dBias) != w.Cout) {
+		panic("nn: Winograd.Backward: bad slice length")
+	}
+	if dBias != nil {
+		biasGrad(dBias, dOut, w.Cout, w.Ho()*w.Wo(), n)
+	}
+	if dIn == nil && dWeight == nil {
+		return
+	}
+	if dIn != nil {
+		w.kernelTiles(w.u, weight)
+	}
+	tiles := w.tilesY * w.tilesX
+	kc := w.Cout * w.Cin
+	for b0 := 0; b0 < n; b0 += w.chunk {
+		g := min(w.chunk, n-b0)
+		T := g * tiles
+		ct, kt := w.Cin*T, w.Cout*T
+		w.outputTilesT(w.m, dOut[b0*outLen:], 0, g*w.Cout, T, w.planes[0])
+		if dWeight != nil {
+			w.inputTiles(w.v, in[b0*inLen:], 0, g*w.Cin, T, w.planes[0])
+		}
+		for xi := range 16 {
+			if dWeight != nil { // dU_ξ += dM_ξ · V_ξᵀ
+				beta := float32(1)
+				if b0 == 0 {
+					beta = 0
+				}
+				Gemm(false, true, w.Cout, w.Cin, T, 1, w.m[xi*kt:], T, w.v[xi*ct:], T, beta, w.du[xi*kc:], w.Cin)
+			}
+			if dIn != nil { // dV_ξ = U_ξᵀ · dM_ξ, over V_ξ, which is used
+				Gemm(true, false, w.Cin, T, w.Cout, 1, w.u[xi*kc:], w.Cin, w.m[xi*kt:], T, 0, w.v[xi*ct:], T)
+			}
+		}
+		if dIn != nil {
+			w.inputTilesT(dIn[b0*inLen:], w.v, 0, g*w.Cin, T, w.planes[0])
+		}
+	}
+	if dWeight != nil {
+		w.kernelTilesT(dWeight, w.du)
+	}
+}
+
+// biasGrad adds to dBias the sum of dOut over images and pixels, per channel
+// (c channels of p pixels, n images), summing each image in float32 and the
+// images in float64.
+func biasGrad(dBias, dOut []float32, c, p, n int) {
+	for ch := range c {
+		var s float64
+		for i := range n {
+			var si float32
+			for _, v := range dOut[(i*c+ch)*p:][:p] {
+				si += v
+			}
+			s += float64(si)
+		}
+		dBias[ch] += float32(s)
+	}
+}
