@@ -1,5 +1,7 @@
 package nn
 
+import "sync"
+
 // winogradCols is about the number of tiles (Gemm columns) a Winograd conv
 // transforms and multiplies at once: enough for the BLAS to run near its peak,
 // few enough that the transformed chunk (2·16·C·T floats, 16 MiB at C = 128)
@@ -45,8 +47,24 @@ type Winograd struct {
 	chunk          int // images per pass
 	u, du          []float32
 	v, m           []float32
-	planes         []*winoPlane
+	planes         []*winoPlane // one per part of a parallel transform
+
+	// The transform that run does, and its arguments (see tiles).
+	stage       winoStage
+	dst, src, b []float32
+	cols        int
+	done        sync.WaitGroup
 }
+
+// winoStage names a tile transform.
+type winoStage int
+
+const (
+	stageInput winoStage = iota
+	stageInputT
+	stageOutput
+	stageOutputT
+)
 
 // NewWinograd allocates a Winograd convolution of geometry g (K = 3,
 // stride 1) for chunks of up to maxBatch images (larger batches take more
@@ -61,7 +79,9 @@ func NewWinograd(g ConvGeom, maxBatch int) *Winograd {
 	t := w.chunk * tiles
 	w.u, w.du = make([]float32, 16*g.Cout*g.Cin), make([]float32, 16*g.Cout*g.Cin)
 	w.v, w.m = make([]float32, 16*g.Cin*t), make([]float32, 16*g.Cout*t)
-	w.planes = []*winoPlane{w.newPlane()}
+	for range parts() {
+		w.planes = append(w.planes, w.newPlane())
+	}
 	return w
 }
 
@@ -75,9 +95,32 @@ func (w *Winograd) Forward(out, in, weight, bias []float32, n int) {
 	for b0 := 0; b0 < n; b0 += w.chunk {
 		g := min(w.chunk, n-b0)
 		T := g * tiles
-		w.inputTiles(w.v, in[b0*inLen:], 0, g*w.Cin, T, w.planes[0])
+		w.tiles(stageInput, w.v, in[b0*inLen:], nil, g*w.Cin, T)
 		w.products(T)
-		w.outputTiles(out[b0*outLen:], w.m, bias, 0, g*w.Cout, T, w.planes[0])
+		w.tiles(stageOutput, out[b0*outLen:], w.m, bias, g*w.Cout, T)
+	}
+}
+
+// tiles runs a tile transform over planes planes (images·channels) with T
+// tiles per row of the transformed matrices, split over the cores.
+func (w *Winograd) tiles(st winoStage, dst, src, bias []float32, planes, T int) {
+	w.stage, w.dst, w.src, w.b, w.cols = st, dst, src, bias, T
+	parallel(w, planes, len(w.planes), &w.done)
+	w.dst, w.src, w.b = nil, nil, nil
+}
+
+// run does planes [lo, hi) of the current transform with part's scratch.
+func (w *Winograd) run(part, lo, hi int) {
+	s := w.planes[part]
+	switch w.stage {
+	case stageInput:
+		w.inputTiles(w.dst, w.src, lo, hi, w.cols, s)
+	case stageInputT:
+		w.inputTilesT(w.dst, w.src, lo, hi, w.cols, s)
+	case stageOutput:
+		w.outputTiles(w.dst, w.src, w.b, lo, hi, w.cols, s)
+	case stageOutputT:
+		w.outputTilesT(w.dst, w.src, lo, hi, w.cols, s)
 	}
 }
 
@@ -115,9 +158,9 @@ func (w *Winograd) Backward(dIn, dWeight, dBias, dOut, in, weight []float32, n i
 		g := min(w.chunk, n-b0)
 		T := g * tiles
 		ct, kt := w.Cin*T, w.Cout*T
-		w.outputTilesT(w.m, dOut[b0*outLen:], 0, g*w.Cout, T, w.planes[0])
+		w.tiles(stageOutputT, w.m, dOut[b0*outLen:], nil, g*w.Cout, T)
 		if dWeight != nil {
-			w.inputTiles(w.v, in[b0*inLen:], 0, g*w.Cin, T, w.planes[0])
+			w.tiles(stageInput, w.v, in[b0*inLen:], nil, g*w.Cin, T)
 		}
 		for xi := range 16 {
 			if dWeight != nil { // dU_ξ += dM_ξ · V_ξᵀ
@@ -132,7 +175,7 @@ func (w *Winograd) Backward(dIn, dWeight, dBias, dOut, in, weight []float32, n i
 			}
 		}
 		if dIn != nil {
-			w.inputTilesT(dIn[b0*inLen:], w.v, 0, g*w.Cin, T, w.planes[0])
+			w.tiles(stageInputT, dIn[b0*inLen:], w.v, nil, g*w.Cin, T)
 		}
 	}
 	if dWeight != nil {

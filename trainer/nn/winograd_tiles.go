@@ -11,53 +11,92 @@ package nn
 //
 // Every coefficient is 0, ±1 or ±½, so the transforms are adds and exact
 // halvings; in exact arithmetic Y is the 3×3 correlation of d with g.
-// Transformed values are stored "tap-major": entry ξ = 4·i + j (row i, column
-// j of the 4×4 transformed tile) of every channel and tile is at
+//
+// Layouts. Transformed values are stored tap-major: entry ξ = 4·i + j (row i,
+// column j of the 4×4 transformed tile) of every channel and tile is at
 // ξ·rows·T + channel·T + tile, so that for each ξ the products over channels
-// are one Gemm of rows × T matrices.
+// are one Gemm of rows × T matrices. Tiles of one image are numbered row by
+// row, ty·tilesX + tx. Tile (ty, tx) reads rows 2ty..2ty+3 and columns
+// 2tx..2tx+3 of the zero-padded input plane; the plane's rows are kept split
+// into their even columns and then their odd columns, so that the four
+// columns a tile row reads are the unit-stride vectors E[tx], O[tx], E[tx+1],
+// O[tx+1] over tx.
 
 // winoPlane is one worker's scratch for the tile transforms of one plane.
 type winoPlane struct {
-	pad   []float32 // PH×PW input plane with its zero border (border stays zero)
-	acc   []float32 // PH×PW accumulator of the input transform's adjoint
-	col   []float32 // 4×PW: the column pass of one tile row, or its adjoint
+	pad   []float32 // PH×PW input plane, rows split even|odd, zero border
+	acc   []float32 // PH×PW accumulator of the input transform's adjoint, split likewise
+	col   []float32 // 4×PW: the column pass of one tile row, split likewise
+	sum   []float32 // 8×tilesX: Aᵀ M of one tile row
 	stage []float32 // 2tilesY×2tilesX: an output plane padded to whole tiles
 }
 
 func (w *Winograd) newPlane() *winoPlane {
 	ph, pw := 2*w.tilesY+2, 2*w.tilesX+2
 	return &winoPlane{pad: make([]float32, ph*pw), acc: make([]float32, ph*pw),
-		col: make([]float32, 4*pw), stage: make([]float32, 4*w.tilesY*w.tilesX)}
+		col: make([]float32, 4*pw), sum: make([]float32, 8*w.tilesX), stage: make([]float32, 4*w.tilesY*w.tilesX)}
+}
+
+// splitRow writes the row src (W values) into the split padded row dst at
+// padded columns Pad..Pad+W−1: column q goes to dst[q/2] if q is even, else to
+// dst[ne + q/2], where ne = tilesX+1 is the length of each half.
+func (w *Winograd) splitRow(dst, src []float32) {
+	ne := w.tilesX + 1
+	ev, od := dst[:ne], dst[ne:2*ne]
+	q := w.Pad
+	for _, v := range src[:w.W] {
+		if q&1 == 0 {
+			ev[q>>1] = v
+		} else {
+			od[q>>1] = v
+		}
+		q++
+	}
+}
+
+// joinRow is the inverse of splitRow: it reads padded columns Pad..Pad+W−1
+// of the split row src into dst.
+func (w *Winograd) joinRow(dst, src []float32) {
+	ne := w.tilesX + 1
+	ev, od := src[:ne], src[ne:2*ne]
+	q := w.Pad
+	for x := range dst[:w.W] {
+		if q&1 == 0 {
+			dst[x] = ev[q>>1]
+		} else {
+			dst[x] = od[q>>1]
+		}
+		q++
+	}
 }
 
 // inputTiles writes V = Bᵀ d B of every 4×4 tile d of planes [lo, hi) of x
 // (plane p = image·Cin + channel, H×W each) into v, T tiles per row of v.
 func (w *Winograd) inputTiles(v, x []float32, lo, hi, T int, s *winoPlane) {
-	tiles, pw := w.tilesY*w.tilesX, 2*w.tilesX+2
+	n, tiles, pw := w.tilesX, w.tilesY*w.tilesX, 2*w.tilesX+2
 	plane, ct := w.H*w.W, w.Cin*T
-	c0, c1, c2, c3 := s.col[:pw], s.col[pw:2*pw], s.col[2*pw:3*pw], s.col[3*pw:]
+	c0, c1, c2, c3 := s.col[:pw], s.col[pw:2*pw], s.col[2*pw:3*pw], s.col[3*pw:4*pw]
 	for p := lo; p < hi; p++ {
 		img, c := p/w.Cin, p%w.Cin
 		src := x[p*plane:][:plane]
 		for y := range w.H {
-			copy(s.pad[(y+w.Pad)*pw+w.Pad:][:w.W], src[y*w.W:])
+			w.splitRow(s.pad[(y+w.Pad)*pw:][:pw], src[y*w.W:])
 		}
 		for ty := range w.tilesY {
 			r := s.pad[2*ty*pw:][:4*pw]
-			r0, r1, r2, r3 := r[:pw], r[pw:2*pw], r[2*pw:3*pw], r[3*pw:]
+			r0, r1, r2, r3 := r[:pw], r[pw:2*pw], r[2*pw:3*pw], r[3*pw:4*pw]
 			for q := range c0 { // Bᵀ down the tile row's four rows
 				a, b, e, f := r0[q], r1[q], r2[q], r3[q]
 				c0[q], c1[q], c2[q], c3[q] = a-e, b+e, e-b, b-f
 			}
-			base := c*T + img*tiles + ty*w.tilesX
+			base := c*T + img*tiles + ty*n
 			for i, ci := range [4][]float32{c0, c1, c2, c3} { // B across each tile
-				d0 := v[(4*i)*ct+base:][:w.tilesX]
-				d1 := v[(4*i+1)*ct+base:][:len(d0)]
-				d2 := v[(4*i+2)*ct+base:][:len(d0)]
-				d3 := v[(4*i+3)*ct+base:][:len(d0)]
+				e0, e1, o0, o1 := ci[:n], ci[1:n+1], ci[n+1:2*n+1], ci[n+2:2*n+2]
+				d := v[4*i*ct+base:]
+				d0, d1, d2, d3 := d[:n], d[ct:ct+n], d[2*ct:2*ct+n], d[3*ct:3*ct+n]
 				for tx := range d0 {
-					a := ci[2*tx : 2*tx+4 : 2*tx+4]
-					d0[tx], d1[tx], d2[tx], d3[tx] = a[0]-a[2], a[1]+a[2], a[2]-a[1], a[1]-a[3]
+					a0, a1, a2, a3 := e0[tx], o0[tx], e1[tx], o1[tx]
+					d0[tx], d1[tx], d2[tx], d3[tx] = a0-a2, a1+a2, a2-a1, a1-a3
 				}
 			}
 		}
@@ -67,32 +106,33 @@ func (w *Winograd) inputTiles(v, x []float32, lo, hi, T int, s *winoPlane) {
 // inputTilesT is the adjoint of inputTiles: it writes into planes [lo, hi) of
 // dx the sum over tiles of B dV Bᵀ, each tile added where it was read.
 func (w *Winograd) inputTilesT(dx, dv []float32, lo, hi, T int, s *winoPlane) {
-	tiles, pw := w.tilesY*w.tilesX, 2*w.tilesX+2
+	n, tiles, pw := w.tilesX, w.tilesY*w.tilesX, 2*w.tilesX+2
 	plane, ct := w.H*w.W, w.Cin*T
-	c0, c1, c2, c3 := s.col[:pw], s.col[pw:2*pw], s.col[2*pw:3*pw], s.col[3*pw:]
+	c0, c1, c2, c3 := s.col[:pw], s.col[pw:2*pw], s.col[2*pw:3*pw], s.col[3*pw:4*pw]
 	for p := lo; p < hi; p++ {
 		img, c := p/w.Cin, p%w.Cin
 		clear(s.acc)
 		for ty := range w.tilesY {
-			clear(s.col)
-			base := c*T + img*tiles + ty*w.tilesX
+			base := c*T + img*tiles + ty*n
 			for i, ci := range [4][]float32{c0, c1, c2, c3} {
-				e0 := dv[(4*i)*ct+base:][:w.tilesX]
-				e1 := dv[(4*i+1)*ct+base:][:len(e0)]
-				e2 := dv[(4*i+2)*ct+base:][:len(e0)]
-				e3 := dv[(4*i+3)*ct+base:][:len(e0)]
-				for tx := range e0 {
-					a := ci[2*tx : 2*tx+4 : 2*tx+4]
-					f0, f1, f2, f3 := e0[tx], e1[tx], e2[tx], e3[tx]
-					a[0] += f0
-					a[1] += f1 - f2 + f3
-					a[2] += f1 + f2 - f0
-					a[3] -= f3
+				// The adjoint of (a0, a1, a2, a3) ↦ (a0−a2, a1+a2, a2−a1, a1−a3):
+				// column 2tx gets f0, 2tx+1 gets f1−f2+f3, 2tx+2 gets f1+f2−f0 and
+				// 2tx+3 gets −f3; tile tx−1 adds its last two to this tile's first two.
+				e, o := ci[:n+1], ci[n+1:2*n+2]
+				f := dv[4*i*ct+base:]
+				f0, f1, f2, f3 := f[:n], f[ct:ct+n], f[2*ct:2*ct+n], f[3*ct:3*ct+n]
+				var carryE, carryO float32
+				for tx := range f0 {
+					a, b, cc, d := f0[tx], f1[tx], f2[tx], f3[tx]
+					e[tx] = carryE + a
+					o[tx] = carryO + (b - cc + d)
+					carryE, carryO = b+cc-a, -d
 				}
+				e[n], o[n] = carryE, carryO
 			}
 			r := s.acc[2*ty*pw:][:4*pw]
-			r0, r1, r2, r3 := r[:pw], r[pw:2*pw], r[2*pw:3*pw], r[3*pw:]
-			for q := range c0 {
+			r0, r1, r2, r3 := r[:pw], r[pw:2*pw], r[2*pw:3*pw], r[3*pw:4*pw]
+			for q := range c0 { // then the adjoint of Bᵀ down the rows
 				a, b, e, f := c0[q], c1[q], c2[q], c3[q]
 				r0[q] += a
 				r1[q] += b - e + f
@@ -102,7 +142,7 @@ func (w *Winograd) inputTilesT(dx, dv []float32, lo, hi, T int, s *winoPlane) {
 		}
 		dst := dx[p*plane:][:plane]
 		for y := range w.H {
-			copy(dst[y*w.W:][:w.W], s.acc[(y+w.Pad)*pw+w.Pad:])
+			w.joinRow(dst[y*w.W:][:w.W], s.acc[(y+w.Pad)*pw:][:pw])
 		}
 	}
 }
@@ -111,7 +151,7 @@ func (w *Winograd) inputTilesT(dx, dv []float32, lo, hi, T int, s *winoPlane) {
 // p = image·Cout + channel, Ho×Wo each), plus the channel's bias (nil: none),
 // from the products m, T tiles per row of m.
 func (w *Winograd) outputTiles(y, m, bias []float32, lo, hi, T int, s *winoPlane) {
-	tiles, sw := w.tilesY*w.tilesX, 2*w.tilesX
+	n, tiles, sw := w.tilesX, w.tilesY*w.tilesX, 2*w.tilesX
 	ho, wo := w.Ho(), w.Wo()
 	plane, kt := ho*wo, w.Cout*T
 	whole := ho == 2*w.tilesY && wo == sw
@@ -126,25 +166,26 @@ func (w *Winograd) outputTiles(y, m, bias []float32, lo, hi, T int, s *winoPlane
 			b = bias[k]
 		}
 		for ty := range w.tilesY {
-			base := k*T + img*tiles + ty*w.tilesX
-			var mr [16][]float32
-			for xi := range mr {
-				mr[xi] = m[xi*kt+base:][:w.tilesX]
+			base := k*T + img*tiles + ty*n
+			sum := s.sum[:8*n]
+			for j := range 4 { // Aᵀ down column j of the tiles
+				mj := m[j*kt+base:]
+				m0, m1, m2, m3 := mj[:n], mj[4*kt:4*kt+n], mj[8*kt:8*kt+n], mj[12*kt:12*kt+n]
+				sj, tj := sum[j*n:(j+1)*n], sum[(4+j)*n:(5+j)*n]
+				for tx := range sj {
+					b1, b2 := m1[tx], m2[tx]
+					sj[tx] = m0[tx] + b1 + b2
+					tj[tx] = b1 - b2 - m3[tx]
+				}
 			}
-			out := dst[2*ty*sw:][:2*sw]
-			for tx := range w.tilesX {
-				// Aᵀ down the columns, then A across.
-				s0 := mr[0][tx] + mr[4][tx] + mr[8][tx]
-				s1 := mr[1][tx] + mr[5][tx] + mr[9][tx]
-				s2 := mr[2][tx] + mr[6][tx] + mr[10][tx]
-				s3 := mr[3][tx] + mr[7][tx] + mr[11][tx]
-				t0 := mr[4][tx] - mr[8][tx] - mr[12][tx]
-				t1 := mr[5][tx] - mr[9][tx] - mr[13][tx]
-				t2 := mr[6][tx] - mr[10][tx] - mr[14][tx]
-				t3 := mr[7][tx] - mr[11][tx] - mr[15][tx]
-				o := out[2*tx : 2*tx+sw+2 : 2*tx+sw+2]
-				o[0], o[1] = s0+s1+s2+b, s1-s2-s3+b
-				o[sw], o[sw+1] = t0+t1+t2+b, t1-t2-t3+b
+			s0, s1, s2, s3 := sum[:n], sum[n:2*n], sum[2*n:3*n], sum[3*n:4*n]
+			t0, t1, t2, t3 := sum[4*n:5*n], sum[5*n:6*n], sum[6*n:7*n], sum[7*n:8*n]
+			o0, o1 := dst[2*ty*sw:][:sw], dst[(2*ty+1)*sw:][:sw]
+			for tx := range s0 { // then A across
+				u, v := o0[2*tx:2*tx+2:2*tx+2], o1[2*tx:2*tx+2:2*tx+2]
+				a1, a2, c1, c2 := s1[tx], s2[tx], t1[tx], t2[tx]
+				u[0], u[1] = s0[tx]+a1+a2+b, a1-a2-s3[tx]+b
+				v[0], v[1] = t0[tx]+c1+c2+b, c1-c2-t3[tx]+b
 			}
 		}
 		if !whole {
@@ -159,7 +200,7 @@ func (w *Winograd) outputTiles(y, m, bias []float32, lo, hi, T int, s *winoPlane
 // outputTilesT is the adjoint of outputTiles (bias aside): it writes
 // dM = A dY Aᵀ of every tile of planes [lo, hi) of dy into dm.
 func (w *Winograd) outputTilesT(dm, dy []float32, lo, hi, T int, s *winoPlane) {
-	tiles, sw := w.tilesY*w.tilesX, 2*w.tilesX
+	n, tiles, sw := w.tilesX, w.tilesY*w.tilesX, 2*w.tilesX
 	ho, wo := w.Ho(), w.Wo()
 	plane, kt := ho*wo, w.Cout*T
 	whole := ho == 2*w.tilesY && wo == sw
@@ -176,22 +217,28 @@ func (w *Winograd) outputTilesT(dm, dy []float32, lo, hi, T int, s *winoPlane) {
 			src = s.stage
 		}
 		for ty := range w.tilesY {
-			base := k*T + img*tiles + ty*w.tilesX
-			var mr [16][]float32
-			for xi := range mr {
-				mr[xi] = dm[xi*kt+base:][:w.tilesX]
-			}
-			in := src[2*ty*sw:][:2*sw]
-			for tx := range w.tilesX {
-				o := in[2*tx : 2*tx+sw+2 : 2*tx+sw+2]
-				a, b, c, d := o[0], o[1], o[sw], o[sw+1]
-				// A down the rows: (a, b), (a+c, b+d), (a−c, b−d), (−c, −d);
-				// then Aᵀ across each row (u, v) ↦ (u, u+v, u−v, −v).
-				for i, r := range [4][2]float32{{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}} {
-					mr[4*i][tx] = r[0]
-					mr[4*i+1][tx] = r[0] + r[1]
-					mr[4*i+2][tx] = r[0] - r[1]
-					mr[4*i+3][tx] = -r[1]
+			base := k*T + img*tiles + ty*n
+			in0, in1 := src[2*ty*sw:][:sw], src[(2*ty+1)*sw:][:sw]
+			// A down the tile's two rows (a b; c d) gives the rows (a, b),
+			// (a+c, b+d), (a−c, b−d), (−c, −d); Aᵀ across each row (u, v) gives
+			// (u, u+v, u−v, −v).
+			for i := range 4 {
+				mi := dm[4*i*kt+base:]
+				d0, d1, d2, d3 := mi[:n], mi[kt:kt+n], mi[2*kt:2*kt+n], mi[3*kt:3*kt+n]
+				for tx := range d0 {
+					r0, r1 := in0[2*tx:2*tx+2:2*tx+2], in1[2*tx:2*tx+2:2*tx+2]
+					var u, v float32
+					switch i {
+					case 0:
+						u, v = r0[0], r0[1]
+					case 1:
+						u, v = r0[0]+r1[0], r0[1]+r1[1]
+					case 2:
+						u, v = r0[0]-r1[0], r0[1]-r1[1]
+					default:
+						u, v = -r1[0], -r1[1]
+					}
+					d0[tx], d1[tx], d2[tx], d3[tx] = u, u+v, u-v, -v
 				}
 			}
 		}
