@@ -72,6 +72,9 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	g := gemmer
 	if g == nil {
 		g = blas32.Implementation()
+		if splitGemm && splitProduct(g, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+			return
+		}
 	}
 	g.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
