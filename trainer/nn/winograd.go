@@ -1,6 +1,10 @@
 package nn
 
-import "sync"
+import (
+	"sync"
+
+	"certmix/trainer/nn/internal/wino"
+)
 
 // winogradCols is about the number of tiles (Gemm columns) a Winograd conv
 // transforms and multiplies at once: enough for the BLAS to run near its peak,
@@ -43,8 +47,9 @@ var (
 // itself, not K plus a rounding allowance for the Winograd transforms.
 type Winograd struct {
 	ConvGeom
-	tilesY, tilesX int // 2×2 output tiles per column and per row
-	chunk          int // images per pass
+	tilesY, tilesX int  // 2×2 output tiles per column and per row
+	chunk          int  // images per pass
+	kernels16      bool // planes are 16×16 with padding 1 and the AVX2 kernels run here
 	u, du          []float32
 	v, m           []float32
 	planes         []*winoPlane // one per part of a parallel transform
@@ -73,7 +78,8 @@ func NewWinograd(g ConvGeom, maxBatch int) *Winograd {
 	if !g.valid() || g.K != 3 || g.Stride != 1 || maxBatch < 1 {
 		panic("nn: NewWinograd: want a valid 3x3 stride-1 geometry")
 	}
-	w := &Winograd{ConvGeom: g, tilesY: (g.Ho() + 1) / 2, tilesX: (g.Wo() + 1) / 2}
+	w := &Winograd{ConvGeom: g, tilesY: (g.Ho() + 1) / 2, tilesX: (g.Wo() + 1) / 2,
+		kernels16: wino.Available && g.H == 16 && g.W == 16 && g.Pad == 1}
 	tiles := w.tilesY * w.tilesX
 	w.chunk = min(maxBatch, (winogradCols+tiles-1)/tiles)
 	t := w.chunk * tiles

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -156,6 +157,71 @@ func BenchmarkWinograd(b *testing.B) {
 			}
 			b.ReportMetric(fwd.Seconds()*1e3/float64(b.N), "ms/forward")
 			b.ReportMetric(bwd.Seconds()*1e3/float64(b.N), "ms/backward")
+		})
+	}
+}
+
+// TestWinogradKernelsMatchGo: on 16×16 planes with padding 1 the AVX2
+// kernels of internal/wino and the Go transforms they twin give the same
+// floats (== , which takes −0 for +0), for each of the four transforms, on
+// normal values mixed with zeros, negative zeros and values of very
+// different sizes, over chunks with several images and channels.
+func TestWinogradKernelsMatchGo(t *testing.T) {
+	g := ConvGeom{Cin: 3, Cout: 5, K: 3, Stride: 1, Pad: 1, H: 16, W: 16}
+	const n = 4
+	kern, plain := NewWinograd(g, n), NewWinograd(g, n)
+	if !kern.kernels16 {
+		// Only amd64 builds have the kernels, and every amd64 machine this
+		// project runs on has AVX2.
+		if runtime.GOARCH == "amd64" && !purego {
+			t.Fatal("the AVX2 kernels are not in use on amd64")
+		}
+		return // elsewhere the Go transforms are the only ones
+	}
+	plain.kernels16 = false
+	rng := newRNG(500)
+	awkward := func(x []float32) []float32 {
+		for i := range x {
+			switch rng.IntN(8) {
+			case 0:
+				x[i] = 0
+			case 1:
+				x[i] = float32(math.Copysign(0, -1))
+			case 2:
+				x[i] *= 1e20
+			case 3:
+				x[i] *= 1e-20
+			}
+		}
+		return x
+	}
+	T := n * 64
+	x := awkward(randF32(rng, n*g.InLen()))
+	dy := awkward(randF32(rng, n*g.OutLen()))
+	vt := awkward(randF32(rng, 16*g.Cin*T))
+	mt := awkward(randF32(rng, 16*g.Cout*T))
+	bias := randF32(rng, g.Cout)
+	for _, c := range []struct {
+		name string
+		run  func(w *Winograd, dst []float32)
+		size int
+	}{
+		{"input", func(w *Winograd, dst []float32) { w.inputTiles(dst, x, 0, n*g.Cin, T, w.planes[0]) }, 16 * g.Cin * T},
+		{"inputT", func(w *Winograd, dst []float32) { w.inputTilesT(dst, vt, 0, n*g.Cin, T, w.planes[0]) }, n * g.InLen()},
+		{"output", func(w *Winograd, dst []float32) { w.outputTiles(dst, mt, bias, 0, n*g.Cout, T, w.planes[0]) }, n * g.OutLen()},
+		{"output without bias", func(w *Winograd, dst []float32) { w.outputTiles(dst, mt, nil, 0, n*g.Cout, T, w.planes[0]) }, n * g.OutLen()},
+		{"outputT", func(w *Winograd, dst []float32) { w.outputTilesT(dst, dy, 0, n*g.Cout, T, w.planes[0]) }, 16 * g.Cout * T},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, want := randF32(rng, c.size), randF32(rng, c.size)
+			copy(got, want) // entries neither writes stay equal
+			c.run(kern, got)
+			c.run(plain, want)
+			for i := range want {
+				if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
+					t.Fatalf("[%d] = %g, Go %g", i, got[i], want[i])
+				}
+			}
 		})
 	}
 }

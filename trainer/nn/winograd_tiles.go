@@ -1,5 +1,7 @@
 package nn
 
+import "certmix/trainer/nn/internal/wino"
+
 // The transforms of Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016), each next to its
 // adjoint. A 4×4 input tile d and a 3×3 kernel g give the 2×2 outputs
@@ -75,6 +77,14 @@ func (w *Winograd) joinRow(dst, src []float32) {
 func (w *Winograd) inputTiles(v, x []float32, lo, hi, T int, s *winoPlane) {
 	n, tiles, pw := w.tilesX, w.tilesY*w.tilesX, 2*w.tilesX+2
 	plane, ct := w.H*w.W, w.Cin*T
+	if w.kernels16 {
+		for p := lo; p < hi; p++ {
+			base := p%w.Cin*T + p/w.Cin*tiles
+			_ = v[base+15*ct+tiles-1] // the kernel's last store
+			wino.Input16(&v[base], &x[p*plane:][:plane][0], uintptr(ct))
+		}
+		return
+	}
 	c0, c1, c2, c3 := s.col[:pw], s.col[pw:2*pw], s.col[2*pw:3*pw], s.col[3*pw:4*pw]
 	for p := lo; p < hi; p++ {
 		img, c := p/w.Cin, p%w.Cin
@@ -108,6 +118,14 @@ func (w *Winograd) inputTiles(v, x []float32, lo, hi, T int, s *winoPlane) {
 func (w *Winograd) inputTilesT(dx, dv []float32, lo, hi, T int, s *winoPlane) {
 	n, tiles, pw := w.tilesX, w.tilesY*w.tilesX, 2*w.tilesX+2
 	plane, ct := w.H*w.W, w.Cin*T
+	if w.kernels16 {
+		for p := lo; p < hi; p++ {
+			base := p%w.Cin*T + p/w.Cin*tiles
+			_ = dv[base+15*ct+tiles-1]
+			wino.InputT16(&dx[p*plane:][:plane][0], &dv[base], uintptr(ct))
+		}
+		return
+	}
 	c0, c1, c2, c3 := s.col[:pw], s.col[pw:2*pw], s.col[2*pw:3*pw], s.col[3*pw:4*pw]
 	for p := lo; p < hi; p++ {
 		img, c := p/w.Cin, p%w.Cin
@@ -155,6 +173,18 @@ func (w *Winograd) outputTiles(y, m, bias []float32, lo, hi, T int, s *winoPlane
 	ho, wo := w.Ho(), w.Wo()
 	plane, kt := ho*wo, w.Cout*T
 	whole := ho == 2*w.tilesY && wo == sw
+	if w.kernels16 {
+		for p := lo; p < hi; p++ {
+			base := p%w.Cout*T + p/w.Cout*tiles
+			_ = m[base+15*kt+tiles-1]
+			var b float32
+			if bias != nil {
+				b = bias[p%w.Cout]
+			}
+			wino.Output16(&y[p*plane:][:plane][0], &m[base], uintptr(kt), b)
+		}
+		return
+	}
 	for p := lo; p < hi; p++ {
 		img, k := p/w.Cout, p%w.Cout
 		dst := y[p*plane:][:plane]
@@ -204,6 +234,14 @@ func (w *Winograd) outputTilesT(dm, dy []float32, lo, hi, T int, s *winoPlane) {
 	ho, wo := w.Ho(), w.Wo()
 	plane, kt := ho*wo, w.Cout*T
 	whole := ho == 2*w.tilesY && wo == sw
+	if w.kernels16 {
+		for p := lo; p < hi; p++ {
+			base := p%w.Cout*T + p/w.Cout*tiles
+			_ = dm[base+15*kt+tiles-1]
+			wino.OutputT16(&dm[base], &dy[p*plane:][:plane][0], uintptr(kt))
+		}
+		return
+	}
 	if !whole {
 		clear(s.stage) // outputs past the edge have no gradient
 	}
