@@ -4,16 +4,23 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
-// Products are split over the cores by Go, not by the BLAS. OpenBLAS's own
-// threads wait for work by spinning on sched_yield for about 2^28 cycles after
-// each product, so between the products of a training step (Winograd
-// transforms, activations: Go loops that use both cores themselves) its idle
-// thread takes a core from them: in the L6W128 step that spinning was 27% of
-// all CPU time. With cgo, gemm_cgo.go runs OpenBLAS on one thread per call and
-// sets splitGemm, and Gemm cuts each large product into column (or row) blocks
-// computed in parallel on the workers of parallel.go, which sleep when idle.
+// Products are split over the cores by Go, not by OpenBLAS. OpenBLAS's
+// threads wait for work by spinning on sched_yield (for about 2^28 cycles
+// after each product), so between the products of a training step, where Go
+// code (Winograd transforms, activations) wants both cores, its idle thread
+// took one: 27% of the L6W128 step's CPU time went to that spinning. On a
+// machine shared with other work a product that OpenBLAS splits also waits for
+// its slowest thread at every synchronisation: the step took 11-21 s at a
+// load of 16, against 8.5-12 s split by Go. So with cgo, gemm_cgo.go runs
+// OpenBLAS on one thread per call and sets splitGemm; Gemm cuts each large
+// product into column (or row) blocks computed in parallel on the workers of
+// parallel.go, which sleep when idle; and a layer with independent products
+// (Winograd's 16 taps) hands whole ones to the cores (gemmWhole). On an idle
+// machine the step is as fast as with OpenBLAS's threads, or a little faster
+// (1.75-1.87 s against 2.05-2.17 s, interleaved runs).
 
 // splitGemm is set when the default backend is single-threaded and Gemm should
 // split products over the cores itself.
@@ -88,4 +95,31 @@ func (t *gemmTask) run(_, lo, hi int) {
 	}
 	a := t.a[off:]
 	t.g.Sgemm(t.tA, t.tB, i1-i0, t.n, t.k, t.alpha, a, t.lda, t.b, t.ldb, t.beta, t.c[i0*t.ldc:], t.ldc)
+}
+
+// concurrentGemm reports whether the products go to the default BLAS, which
+// takes concurrent calls (OpenBLAS, run single-threaded per call): then a
+// layer with independent products (Winograd's 16 taps) hands whole ones to
+// the cores itself, through gemmWhole.
+func concurrentGemm() bool { return gemmer == nil && splitGemm }
+
+// gemmWhole is Gemm without splitting, for products that a layer already
+// computes in parallel.
+func gemmWhole(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !concurrentGemm() {
+		Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	tA, tB := blas.NoTrans, blas.NoTrans
+	if transA {
+		tA = blas.Trans
+	}
+	if transB {
+		tB = blas.Trans
+	}
+	blas32.Implementation().Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

@@ -54,10 +54,12 @@ type Winograd struct {
 	v, m           []float32
 	planes         []*winoPlane // one per part of a parallel transform
 
-	// The transform that run does, and its arguments (see tiles).
+	// The stage that run does, and its arguments (see tiles and gemms).
 	stage       winoStage
 	dst, src, b []float32
 	cols        int
+	dW, dX      bool    // backprop: the kernel and the input gradient wanted
+	beta        float32 // backprop: 0 to start dU, 1 to add to it
 	done        sync.WaitGroup
 }
 
@@ -69,6 +71,8 @@ const (
 	stageInputT
 	stageOutput
 	stageOutputT
+	stageProducts // the forward Gemms, over taps ξ
+	stageBackprop // the backward Gemms, over taps ξ
 )
 
 // NewWinograd allocates a Winograd convolution of geometry g (K = 3,
@@ -102,7 +106,7 @@ func (w *Winograd) Forward(out, in, weight, bias []float32, n int) {
 		g := min(w.chunk, n-b0)
 		T := g * tiles
 		w.tiles(stageInput, w.v, in[b0*inLen:], nil, g*w.Cin, T)
-		w.products(T)
+		w.gemms(stageProducts, T)
 		w.tiles(stageOutput, out[b0*outLen:], w.m, bias, g*w.Cout, T)
 	}
 }
@@ -127,14 +131,42 @@ func (w *Winograd) run(part, lo, hi int) {
 		w.outputTiles(w.dst, w.src, w.b, lo, hi, w.cols, s)
 	case stageOutputT:
 		w.outputTilesT(w.dst, w.src, lo, hi, w.cols, s)
+	case stageProducts, stageBackprop:
+		w.taps(lo, hi)
 	}
 }
 
-// products computes M_ξ = U_ξ · V_ξ (Cout×Cin times Cin×T) for the 16 taps.
-func (w *Winograd) products(T int) {
+// gemms runs the 16 taps' products of the current stage, T columns each.
+// They are independent, so with the default BLAS (safe for concurrent calls)
+// the cores take whole taps, each product one unsplit Gemm; another Gemmer
+// gets them one after another.
+func (w *Winograd) gemms(st winoStage, T int) {
+	w.stage, w.cols = st, T
+	if concurrentGemm() {
+		parallel(w, 16, len(w.planes), &w.done)
+		return
+	}
+	w.taps(0, 16)
+}
+
+// taps does the products of taps [lo, hi): in the forward stage
+// M_ξ = U_ξ · V_ξ (Cout×Cin times Cin×T); in backprop
+// dU_ξ += dM_ξ · V_ξᵀ and then dV_ξ = U_ξᵀ · dM_ξ over V_ξ.
+func (w *Winograd) taps(lo, hi int) {
+	T := w.cols
 	kc, ct, kt := w.Cout*w.Cin, w.Cin*T, w.Cout*T
-	for xi := range 16 {
-		Gemm(false, false, w.Cout, T, w.Cin, 1, w.u[xi*kc:], w.Cin, w.v[xi*ct:], T, 0, w.m[xi*kt:], T)
+	for xi := lo; xi < hi; xi++ {
+		u, v, m := w.u[xi*kc:], w.v[xi*ct:], w.m[xi*kt:]
+		if w.stage == stageProducts {
+			gemmWhole(false, false, w.Cout, T, w.Cin, 1, u, w.Cin, v, T, 0, m, T)
+			continue
+		}
+		if w.dW {
+			gemmWhole(false, true, w.Cout, w.Cin, T, 1, m, T, v, T, w.beta, w.du[xi*kc:], w.Cin)
+		}
+		if w.dX {
+			gemmWhole(true, false, w.Cin, T, w.Cout, 1, u, w.Cin, m, T, 0, v, T)
+		}
 	}
 }
 
@@ -159,27 +191,19 @@ func (w *Winograd) Backward(dIn, dWeight, dBias, dOut, in, weight []float32, n i
 		w.kernelTiles(w.u, weight)
 	}
 	tiles := w.tilesY * w.tilesX
-	kc := w.Cout * w.Cin
+	w.dW, w.dX = dWeight != nil, dIn != nil
 	for b0 := 0; b0 < n; b0 += w.chunk {
 		g := min(w.chunk, n-b0)
 		T := g * tiles
-		ct, kt := w.Cin*T, w.Cout*T
 		w.tiles(stageOutputT, w.m, dOut[b0*outLen:], nil, g*w.Cout, T)
 		if dWeight != nil {
 			w.tiles(stageInput, w.v, in[b0*inLen:], nil, g*w.Cin, T)
 		}
-		for xi := range 16 {
-			if dWeight != nil { // dU_ξ += dM_ξ · V_ξᵀ
-				beta := float32(1)
-				if b0 == 0 {
-					beta = 0
-				}
-				Gemm(false, true, w.Cout, w.Cin, T, 1, w.m[xi*kt:], T, w.v[xi*ct:], T, beta, w.du[xi*kc:], w.Cin)
-			}
-			if dIn != nil { // dV_ξ = U_ξᵀ · dM_ξ, over V_ξ, which is used
-				Gemm(true, false, w.Cin, T, w.Cout, 1, w.u[xi*kc:], w.Cin, w.m[xi*kt:], T, 0, w.v[xi*ct:], T)
-			}
+		w.beta = 1
+		if b0 == 0 {
+			w.beta = 0
 		}
+		w.gemms(stageBackprop, T)
 		if dIn != nil {
 			w.tiles(stageInputT, dIn[b0*inLen:], w.v, nil, g*w.Cin, T)
 		}
