@@ -39,12 +39,21 @@ var (
 // kernel gradient (dU = Σ dM Vᵀ, then Gᵀ dU G) are Gemms in the transformed
 // domain.
 //
-// Winograd computes the same linear map as ConvOp; only float32 rounding
-// differs (the transforms add and halve, TestWinogradMatchesConv bounds the
-// difference). It is for training. A Lipschitz bound, which must hold for the
-// map a certificate is computed on, is of the operator of ConvOp (see
-// ConvOperator), and certification runs that ConvOp: the bound there is K
-// itself, not K plus a rounding allowance for the Winograd transforms.
+// Soundness. Winograd is for training only. In exact arithmetic it is the
+// same linear map as ConvOp (Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A is an identity for the
+// 3×3 correlation of every tile), so it has the same operator and the same
+// norm; in float32 its result differs from ConvOp's by rounding only (about
+// 2e-6 of an output's scale, as ConvOp's own rounding: TestWinogradMatchesConv).
+// A certificate never rests on it: the Lipschitz bound K is the product of
+// power iterations on ConvOperator (ConvOp), and the logits a certificate is
+// computed from come from a forward pass through ConvOp as well (the models'
+// Logits), so K bounds the certified computation just as it did before
+// Winograd existed (up to ConvOp's own float32 rounding, as ever), with no
+// allowance needed for the transforms.
+//
+// Between calls a Winograd holds nothing but scratch (the transformed kernel
+// is recomputed from the weight each call), so one serves several layers of
+// one geometry used in turn: the LiResNet blocks share one.
 type Winograd struct {
 	ConvGeom
 	tilesY, tilesX int  // 2×2 output tiles per column and per row
