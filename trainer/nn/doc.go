@@ -10,10 +10,19 @@
 //   - Buffers are owned by the layer and allocated once by its constructor; Forward,
 //     Backward and Transpose allocate nothing (TestNoAllocs).
 //   - Layers are not safe for concurrent use: a layer's scratch is shared by its calls.
+//     Inside a call, split products and the Winograd transforms run on a few
+//     long-lived worker goroutines (parallel.go) that sleep when idle; handing them
+//     work allocates nothing.
 //   - All matrix products go through Gemm (gemm.go), the one seam a GPU backend replaces.
 //     With cgo the default is OpenBLAS (linked with -lopenblas, Debian package
-//     libopenblas-dev); with CGO_ENABLED=0 or -tags noopenblas it is gonum's
-//     pure-Go BLAS, about ten times slower.
+//     libopenblas-dev), one thread per call, with large products split over the
+//     GOMAXPROCS cores by Gemm itself (gemm_split.go says why); with CGO_ENABLED=0
+//     or -tags noopenblas it is gonum's pure-Go BLAS, about ten times slower.
+//   - Convolutions are behind the Conv interface: ConvOp (im2col and Gemm, any
+//     geometry, the exact operator that power iteration and certification use)
+//     and Winograd (F(2×2, 3×3) for 3×3 stride-1 convs, 2.25 times fewer
+//     multiplies, for training). Winograd's tile transforms for 16×16 planes with
+//     padding 1 run as AVX2 kernels (internal/wino) where the CPU has AVX2.
 //   - A kernel can come from its owner: ConvOp, LinearForward and friends take the
 //     weight as an argument (the LiResNet block convolves with I + A·V/√D), and
 //     Conv2d and Linear are thin owners of their Params around them.
@@ -27,6 +36,12 @@
 //   - PowerIteration converges to the largest singular value of the explicit operator
 //     matrix, and its weight gradient is d‖Av‖/dW with v fixed: TestPowerIteration*.
 //   - Orthogonal gives W Wᵀ = I or Wᵀ W = I: TestOrthogonal.
-//   - OpenBLAS and pure Go agree: TestGemmBackendsAgree. Speed: BenchmarkSgemm,
-//     BenchmarkConvBlock (a LiResNet block conv, batch 256), BenchmarkIm2col.
+//   - Winograd agrees with ConvOp (forward, input, kernel and bias gradients) within
+//     float32 rounding on awkward sizes and the LiResNet block, and its gradients
+//     equal finite differences: TestWinogradMatchesConv, TestWinogradGrad. The AVX2
+//     kernels equal their Go twins exactly: TestWinogradKernelsMatchGo.
+//   - OpenBLAS (split over the cores and not) and pure Go agree, and a split product
+//     equals the whole: TestGemmBackendsAgree, TestSplitProduct. Speed: BenchmarkSgemm,
+//     BenchmarkConvBlock (a LiResNet block conv, batch 256), BenchmarkWinograd (the
+//     same conv by im2col and by Winograd), BenchmarkIm2col.
 package nn
