@@ -1,0 +1,148 @@
+package distk
+
+// Interval bounds and the sort neuron (spec 2.7, 3.1, 3.6), evaluation only,
+// in pure Go on the packed weight. Each bound uses the very float32
+// operations of the forward pass it bounds (subtraction, absolute value, max,
+// the sort neuron's weighted sum in the same order), and every one of them is
+// monotone, so the bounds hold for the float32 forward itself, not only for
+// the exact network: for x in [lo, hi], fl|w - x| <= max(fl(hi - w), fl(w - lo))
+// and fl|w - x| >= max(fl(lo - w), fl(w - hi), 0).
+
+// InfBounds bounds the p = inf distance over the box [Lo, Hi] (n x k each):
+// for every x in the box, DLo[b,j] <= max_i |x_i - w[j,i]| <= DHi[b,j].
+type InfBounds struct {
+	DLo, DHi, Lo, Hi, WP []float32
+	N, K, M              int
+}
+
+// Run computes the bounds on the pool's goroutines.
+func (f *InfBounds) Run() { Parallel(f, (f.M+TileCols-1)/TileCols) }
+
+// Do implements Task: panel p, every row.
+func (f *InfBounds) Do(p int) {
+	j0 := p * TileCols
+	cols := min(TileCols, f.M-j0)
+	wp := f.WP[j0*f.K : (j0+TileCols)*f.K]
+	var lo, hi [TileCols]float32
+	for b := range f.N {
+		l, h := lo[:cols], hi[:cols]
+		clear(l)
+		clear(h)
+		xl, xh := f.Lo[b*f.K:(b+1)*f.K], f.Hi[b*f.K:(b+1)*f.K]
+		for i := range f.K {
+			a, z := xl[i], xh[i]
+			for c, w := range wp[i*TileCols : i*TileCols+cols] {
+				h[c] = max(h[c], z-w, w-a)
+				l[c] = max(l[c], a-w, w-z)
+			}
+		}
+		copy(f.DLo[b*f.M+j0:], l)
+		copy(f.DHi[b*f.M+j0:], h)
+	}
+}
+
+// MaxTopK is the largest truncation of the sort neuron (the authors' 10).
+const MaxTopK = 10
+
+// SortWeights returns the sort neuron's weights c_k = q(1-q)^(k-1),
+// k = 1..K, and their sum 1 - (1-q)^K, which normalises them (spec 3.1).
+func SortWeights(q float64, k int) (c [MaxTopK]float32, norm float32) {
+	w := q
+	for i := range k {
+		c[i] = float32(w)
+		w *= 1 - q
+	}
+	return c, float32(1 - powInt(1-q, k))
+}
+
+func powInt(v float64, k int) float64 {
+	r := 1.0
+	for range k {
+		r *= v
+	}
+	return r
+}
+
+// sortValue is the sort neuron's output from the K largest values s (in
+// descending order): (1e-10 + sum_k c_k s_k) / norm, summed in ascending k.
+func sortValue(s []float32, c *[MaxTopK]float32, norm float32) float32 {
+	acc := float32(1e-10)
+	for k, v := range s {
+		acc += c[k] * v
+	}
+	return acc / norm
+}
+
+// insert puts v into the descending list top if it is larger than the last.
+func insert(top []float32, v float32) {
+	k := len(top) - 1
+	if !(v > top[k]) {
+		return
+	}
+	for k > 0 && top[k-1] < v {
+		top[k] = top[k-1]
+		k--
+	}
+	top[k] = v
+}
+
+// Sort is the sort neuron at inference (spec 3.1): y[b,j] = the weighted sum
+// of the TopK largest |x_i - w[j,i]|, and, with Lo and Hi set instead of X,
+// its interval bounds DLo <= y <= DHi over the box (spec 3.6). TopK <= K and
+// TopK <= MaxTopK.
+type Sort struct {
+	Y, X, WP      []float32 // forward: Y from X
+	DLo, DHi      []float32 // bounds: from Lo, Hi
+	Lo, Hi        []float32
+	N, K, M, TopK int
+	Q             float64
+	c             [MaxTopK]float32
+	norm          float32
+}
+
+// Run computes the pass on the pool's goroutines.
+func (f *Sort) Run() {
+	if f.TopK < 1 || f.TopK > min(f.K, MaxTopK) {
+		panic("distk: sort neuron truncation out of range")
+	}
+	f.c, f.norm = SortWeights(f.Q, f.TopK)
+	Parallel(f, (f.M+TileCols-1)/TileCols)
+}
+
+// Do implements Task: panel p, every row.
+func (f *Sort) Do(p int) {
+	j0 := p * TileCols
+	cols := min(TileCols, f.M-j0)
+	wp := f.WP[j0*f.K : (j0+TileCols)*f.K]
+	var lo, hi [TileCols][MaxTopK]float32
+	K := f.TopK
+	for b := range f.N {
+		for c := range cols {
+			clear(lo[c][:])
+			clear(hi[c][:])
+		}
+		if f.X != nil {
+			for i, x := range f.X[b*f.K : (b+1)*f.K] {
+				for c, w := range wp[i*TileCols : i*TileCols+cols] {
+					insert(hi[c][:K], abs32(w-x))
+				}
+			}
+			for c := range cols {
+				f.Y[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
+			}
+			continue
+		}
+		xl, xh := f.Lo[b*f.K:(b+1)*f.K], f.Hi[b*f.K:(b+1)*f.K]
+		for i := range f.K {
+			a, z := xl[i], xh[i]
+			for c, w := range wp[i*TileCols : i*TileCols+cols] {
+				insert(hi[c][:K], max(z-w, w-a))
+				insert(lo[c][:K], max(a-w, w-z, 0))
+			}
+		}
+		for c := range cols {
+			f.DLo[b*f.M+j0+c] = sortValue(lo[c][:K], &f.c, f.norm)
+			f.DHi[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
+		}
+	}
+}
