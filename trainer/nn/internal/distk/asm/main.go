@@ -51,7 +51,7 @@ func main() {
 	absMask = ConstData("absmask", U32(0x7fffffff))
 	signMask = ConstData("signmask", U32(0x80000000))
 	oneInt = ConstData("oneint", U32(1))
-	tiny = ConstData("tiny", U32(0x00800000))   // 2^-126, the smallest normal float32
+	tiny = ConstData("tiny", U32(0x00800000))     // 2^-126, the smallest normal float32
 	logOff = ConstData("logoff", U32(0x3f3504f3)) // sqrt(1/2)
 	one = ConstData("one", U32(0x3f800000))
 	expLim = ConstData("explim", U32(0xc2fa0000)) // -125
