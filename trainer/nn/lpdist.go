@@ -39,6 +39,9 @@ type LpDist struct {
 	grad    distk.FiniteGrad
 	bound   distk.InfBounds
 	sort    distk.Sort
+	sortIdx []int32     // the inputs of the last SortForward's sorted values
+	sortQ   float64     // q of the last SortForward; 0 after a Forward
+	sortK   int         // its truncation
 	m       *maskBuffers // allocated by the first masked Forward
 }
 
@@ -95,10 +98,12 @@ func (l *LpDist) Forward(y, x []float32, n int) {
 	l.check(n, rows(x), rows(y))
 	if l.Mask != nil {
 		l.maskedForward(y, x, n)
+		l.sortQ = 0
 		return
 	}
 	distk.Pack(l.wp, l.Weight.W, l.Out, l.In)
 	l.forward(y, x, l.wp, n, l.In)
+	l.sortQ = 0
 }
 
 // forward runs the kernels on n rows of k inputs against the packed wp.
@@ -152,8 +157,29 @@ func (l *LpDist) Bounds(dLo, dHi, lo, hi []float32, n int) {
 func (l *LpDist) SortForward(y, x []float32, n int, q float64, topK int) {
 	l.check(n, rows(x), rows(y))
 	distk.Pack(l.wp, l.Weight.W, l.Out, l.In)
-	l.sort = distk.Sort{Y: y, X: x, WP: l.wp, N: n, K: l.In, M: l.Out, TopK: min(l.In, topK), Q: q}
+	k := min(l.In, topK, distk.MaxTopK)
+	if l.sortIdx == nil {
+		l.sortIdx = make([]int32, l.MaxBatch*l.Out*distk.MaxTopK)
+	}
+	l.sort = distk.Sort{Y: y, X: x, WP: l.wp, Idx: l.sortIdx, N: n, K: l.In, M: l.Out, TopK: k, Q: q}
 	l.sort.Run()
+	l.sortQ, l.sortK = q, k
+}
+
+// InputGrad writes dx = (dy/dx)ᵀ·dy (n x In) for the last evaluation
+// forward (Forward without a mask at p = inf, or SortForward) on the same
+// x, without touching the weight's gradient: the input gradient attacks
+// need.
+func (l *LpDist) InputGrad(dx, dy, x []float32, n int) {
+	l.check(n, rows(dx, x), rows(dy))
+	if l.sortQ > 0 {
+		distk.SortGrad(dx, x, l.Weight.W, dy, l.sortIdx, n, l.In, l.Out, l.sortQ, l.sortK)
+		return
+	}
+	if l.Mask != nil || !math.IsInf(l.P, 1) {
+		panic("nn: LpDist.InputGrad after a training forward")
+	}
+	distk.InfGrad(dx, nil, x, l.Weight.W, dy, l.idx, n, l.In, l.Out)
 }
 
 // SortBounds is Bounds for sort units (spec 3.6): the same weighted top-K
@@ -161,7 +187,7 @@ func (l *LpDist) SortForward(y, x []float32, n int, q float64, topK int) {
 func (l *LpDist) SortBounds(dLo, dHi, lo, hi []float32, n int, q float64, topK int) {
 	l.check(n, rows(lo, hi), rows(dLo, dHi))
 	distk.Pack(l.wp, l.Weight.W, l.Out, l.In)
-	l.sort = distk.Sort{DLo: dLo, DHi: dHi, Lo: lo, Hi: hi, WP: l.wp, N: n, K: l.In, M: l.Out, TopK: min(l.In, topK), Q: q}
+	l.sort = distk.Sort{DLo: dLo, DHi: dHi, Lo: lo, Hi: hi, WP: l.wp, N: n, K: l.In, M: l.Out, TopK: min(l.In, topK, distk.MaxTopK), Q: q}
 	l.sort.Run()
 }
 

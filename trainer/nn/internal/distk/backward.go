@@ -69,8 +69,8 @@ func (f *FiniteGrad) Do(c int) {
 
 // InfGrad is the backward pass at p = inf (spec 2.1): the gradient is
 // one-hot at the forward's arg-max, sign(x - w) there (0 on a tie at 0).
-// DX is overwritten (n x k; nil: none), DW (m x k) accumulated; dx sums
-// over j and dw over b in ascending order.
+// DX is overwritten (n x k; nil: none), DW (m x k) accumulated (nil: none);
+// dx sums over j and dw over b in ascending order.
 func InfGrad(dx, dw, x, w, g []float32, idx []int32, n, k, m int) {
 	if dx != nil {
 		clear(dx[:n*k])
@@ -89,7 +89,9 @@ func InfGrad(dx, dw, x, w, g []float32, idx []int32, n, k, m int) {
 			if dx != nil {
 				dx[b*k+i] += t
 			}
-			dw[j*k+i] -= t
+			if dw != nil {
+				dw[j*k+i] -= t
+			}
 		}
 	}
 }

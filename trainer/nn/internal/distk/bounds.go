@@ -86,12 +86,27 @@ func insert(top []float32, v float32) {
 	top[k] = v
 }
 
+// insertAt is insert that also keeps the inputs' indices in at.
+func insertAt(top []float32, at []int32, v float32, i int32) {
+	k := len(top) - 1
+	if !(v > top[k]) {
+		return
+	}
+	for k > 0 && top[k-1] < v {
+		top[k], at[k] = top[k-1], at[k-1]
+		k--
+	}
+	top[k], at[k] = v, i
+}
+
 // Sort is the sort neuron at inference (spec 3.1): y[b,j] = the weighted sum
 // of the TopK largest |x_i - w[j,i]|, and, with Lo and Hi set instead of X,
 // its interval bounds DLo <= y <= DHi over the box (spec 3.6). TopK <= K and
-// TopK <= MaxTopK.
+// TopK <= MaxTopK. With Idx set (n x m x TopK), the forward records which
+// inputs the sorted values came from, for SortGrad.
 type Sort struct {
 	Y, X, WP      []float32 // forward: Y from X
+	Idx           []int32
 	DLo, DHi      []float32 // bounds: from Lo, Hi
 	Lo, Hi        []float32
 	N, K, M, TopK int
@@ -121,6 +136,24 @@ func (f *Sort) Do(p int) {
 			clear(lo[c][:])
 			clear(hi[c][:])
 		}
+		if f.X != nil && f.Idx != nil {
+			var at [TileCols][MaxTopK]int32
+			for c := range cols {
+				for r := range K {
+					at[c][r] = -1 // no input: a zero value
+				}
+			}
+			for i, x := range f.X[b*f.K : (b+1)*f.K] {
+				for c, w := range wp[i*TileCols : i*TileCols+cols] {
+					insertAt(hi[c][:K], at[c][:K], abs32(w-x), int32(i))
+				}
+			}
+			for c := range cols {
+				f.Y[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
+				copy(f.Idx[(b*f.M+j0+c)*K:], at[c][:K])
+			}
+			continue
+		}
 		if f.X != nil {
 			for i, x := range f.X[b*f.K : (b+1)*f.K] {
 				for c, w := range wp[i*TileCols : i*TileCols+cols] {
@@ -143,6 +176,34 @@ func (f *Sort) Do(p int) {
 		for c := range cols {
 			f.DLo[b*f.M+j0+c] = sortValue(lo[c][:K], &f.c, f.norm)
 			f.DHi[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
+		}
+	}
+}
+
+// SortGrad writes dx (n x k) = the input gradient of the sort neurons of the
+// forward that recorded idx (n x m x topK): for each unit, its normalised
+// weight c_k/norm times sign(x - w) at the input its k-th value came from,
+// times g = dL/dy (index -1: a zero value, no gradient). The weights get no
+// gradient: it serves attacks.
+func SortGrad(dx, x, w, g []float32, idx []int32, n, k, m int, q float64, topK int) {
+	c, norm := SortWeights(q, topK)
+	clear(dx[:n*k])
+	for b := range n {
+		for j := range m {
+			gb := g[b*m+j]
+			for r, i := range idx[(b*m+j)*topK : (b*m+j+1)*topK] {
+				if i < 0 {
+					continue
+				}
+				d := x[b*k+int(i)] - w[j*k+int(i)]
+				t := gb * (c[r] / norm)
+				switch {
+				case d > 0:
+					dx[b*k+int(i)] += t
+				case d < 0:
+					dx[b*k+int(i)] -= t
+				}
+			}
 		}
 	}
 }
