@@ -171,7 +171,7 @@ func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossRep
 	g := m.Net.Forward(x, n, p)
 	eps := d.EpsTrain / m.std
 	dg := m.dlog[:n*C]
-	rep := LossReport{Values: map[string]float64{"p": p}}
+	rep := LossReport{Values: map[string]float64{"inv_p": 1 / p}} // 0 at p = inf, which JSON cannot hold
 	switch d.Loss {
 	case "hinge":
 		rep.Loss = LinfHinge(g, labels, C, eps, d.HingeMix, dg)
