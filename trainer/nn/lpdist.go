@@ -39,9 +39,9 @@ type LpDist struct {
 	grad    distk.FiniteGrad
 	bound   distk.InfBounds
 	sort    distk.Sort
-	sortIdx []int32     // the inputs of the last SortForward's sorted values
-	sortQ   float64     // q of the last SortForward; 0 after a Forward
-	sortK   int         // its truncation
+	sortIdx []int32      // the inputs of the last SortForward's sorted values
+	sortQ   float64      // q of the last SortForward; 0 after a Forward
+	sortK   int          // its truncation
 	m       *maskBuffers // allocated by the first masked Forward
 }
 
