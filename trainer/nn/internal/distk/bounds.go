@@ -23,21 +23,10 @@ func (f *InfBounds) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
 	wp := f.WP[j0*f.K : (j0+TileCols)*f.K]
-	var lo, hi [TileCols]float32
-	for b := range f.N {
-		l, h := lo[:cols], hi[:cols]
-		clear(l)
-		clear(h)
-		xl, xh := f.Lo[b*f.K:(b+1)*f.K], f.Hi[b*f.K:(b+1)*f.K]
-		for i := range f.K {
-			a, z := xl[i], xh[i]
-			for c, w := range wp[i*TileCols : i*TileCols+cols] {
-				h[c] = max(h[c], z-w, w-a)
-				l[c] = max(l[c], a-w, w-z)
-			}
-		}
-		copy(f.DLo[b*f.M+j0:], l)
-		copy(f.DHi[b*f.M+j0:], h)
+	for b := 0; b < f.N; b += TileRowsBounds {
+		rows := min(TileRowsBounds, f.N-b)
+		o := b*f.M + j0
+		InfBoundsTile(f.DLo[o:], f.DHi[o:], f.Lo[b*f.K:], f.Hi[b*f.K:], wp, rows, cols, f.K, f.K, TileCols, f.M)
 	}
 }
 

@@ -24,7 +24,7 @@ func init() {
 }
 
 var avx512Kernels = distKernels{name: "avx512", infArgmax: infArgmaxAVX512, infMax: infMaxAVX512,
-	powSum: powSumAVX512, powGrad: powGradAVX512}
+	powSum: powSumAVX512, powGrad: powGradAVX512, infBounds: infBoundsAVX512}
 
 // colMask has one bit per column of a tile.
 func colMask(cols int) uint32 { return uint32(uint64(1)<<cols - 1) }
@@ -43,6 +43,9 @@ var powGradTiles = [GradRows][GradCols]func(dx, dw, x, w, coef *float32, k, ld i
 	{powGrad2x1, powGrad2x2, powGrad2x3, powGrad2x4},
 	{powGrad3x1, powGrad3x2, powGrad3x3, powGrad3x4},
 	{powGrad4x1, powGrad4x2, powGrad4x3, powGrad4x4}}
+
+var boundsTiles = [...]func(dlo, dhi *float32, lo, hi, w *float32, k, ldx, ldw, ldy int, mask uint32){
+	infBounds1, infBounds2, infBounds3, infBounds4}
 
 // The wrappers check the slices' extents once, so that the assembly, which
 // reads x[0:(rows-1)*ldx+k] and wT[0:(k-1)*ldw+cols] and writes y and idx
@@ -75,4 +78,9 @@ func powGradAVX512(dx, dw, x, w, coef []float32, rows, cols, k, ld int, p1 float
 		panic("distk: backward tile out of range")
 	}
 	powGradTiles[rows-1][cols-1](&dx[0], &dw[0], &x[0], &w[0], &coef[0], k, ld, p1)
+}
+
+func infBoundsAVX512(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy int) {
+	checkTile(min(len(dlo), len(dhi)), min(len(lo), len(hi)), len(wT), rows, cols, k, ldx, ldw, ldy)
+	boundsTiles[rows-1](&dlo[0], &dhi[0], &lo[0], &hi[0], &wT[0], k, ldx, ldw, ldy, colMask(cols))
 }

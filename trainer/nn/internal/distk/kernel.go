@@ -23,6 +23,7 @@ const (
 	TileRowsArgmax = 6  // rows of an arg-max tile
 	TileRowsMax    = 8  // rows of a max-only tile
 	TileRowsPow    = 4  // rows of a power-sum tile
+	TileRowsBounds = 4  // rows of an interval-bound tile
 	GradRows       = 4  // rows of x in a backward tile
 	GradCols       = 4  // units of w in a backward tile
 )
@@ -41,10 +42,14 @@ type distKernels struct {
 	// powGrad: the finite-p backward of a tile of rows <= GradRows by
 	// cols <= GradCols pairs (see powGradGo).
 	powGrad func(dx, dw, x, w, coef []float32, rows, cols, k, ld int, p1 float32)
+	// infBounds: the interval bounds of a tile of rows <= TileRowsBounds
+	// boxes (see infBoundsGo).
+	infBounds func(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy int)
 }
 
 // scalarKernels is the pure-Go path, used where AVX-512 is missing.
-var scalarKernels = distKernels{name: "go", infArgmax: infArgmaxGo, infMax: infMaxGo, powSum: powSumGo, powGrad: powGradGo}
+var scalarKernels = distKernels{name: "go", infArgmax: infArgmaxGo, infMax: infMaxGo, powSum: powSumGo, powGrad: powGradGo,
+	infBounds: infBoundsGo}
 
 // kernels is the path in use; init (dist_amd64_dispatch.go) switches it to
 // AVX-512 where the CPU has it.
@@ -96,6 +101,12 @@ func PowSum(s, inv, x, wT []float32, rows, cols, k, ldx, ldw, ldy int, p float32
 // rows <= GradRows and cols <= GradCols.
 func PowGrad(dx, dw, x, w, coef []float32, rows, cols, k, ld int, p1 float32) {
 	kernels.powGrad(dx, dw, x, w, coef, rows, cols, k, ld, p1)
+}
+
+// InfBoundsTile computes one tile of interval bounds of the l_inf distance (see
+// infBoundsGo), for rows <= TileRowsBounds and cols <= TileCols.
+func InfBoundsTile(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy int) {
+	kernels.infBounds(dlo, dhi, lo, hi, wT, rows, cols, k, ldx, ldw, ldy)
 }
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
@@ -210,5 +221,28 @@ func powGradGo(dx, dw, x, w, coef []float32, rows, cols, k, ld int, p1 float32) 
 				dwc[i] -= t
 			}
 		}
+	}
+}
+
+// infBoundsGo: for each row's box [lo, hi] (k inputs), dhi[r,c] = max over
+// i of max(hi_i - wT[i,c], wT[i,c] - lo_i) and dlo[r,c] = the max over i of
+// max(lo_i - wT[i,c], wT[i,c] - hi_i, 0): the bounds of max_i |x_i - w_i|
+// over the box, also in float32 (each difference is rounded monotonically).
+func infBoundsGo(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy int) {
+	var l, h [TileCols]float32
+	for r := range rows {
+		lr, hr := l[:cols], h[:cols]
+		clear(lr)
+		clear(hr)
+		xl, xh := lo[r*ldx:r*ldx+k], hi[r*ldx:r*ldx+k]
+		for i := range k {
+			a, z := xl[i], xh[i]
+			for c, w := range wT[i*ldw : i*ldw+cols] {
+				hr[c] = max(hr[c], z-w, w-a)
+				lr[c] = max(lr[c], a-w, w-z)
+			}
+		}
+		copy(dlo[r*ldy:r*ldy+cols], lr)
+		copy(dhi[r*ldy:r*ldy+cols], hr)
 	}
 }

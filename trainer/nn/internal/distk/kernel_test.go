@@ -70,6 +70,20 @@ func TestKernelsAgree(t *testing.T) {
 					t.Errorf("arg-max %v: AVX-512 and Go differ", withIdx)
 				}
 			}
+			lo, hi := make([]float32, len(x)), make([]float32, len(x))
+			for i, v := range x {
+				r := float32(rng.Float64()) * 0.5
+				lo[i], hi[i] = v-r, v+r
+			}
+			var bl, bh [2][]float32
+			for p, path := range []string{"go", "avx512"} {
+				f := &InfBounds{DLo: make([]float32, s.n*s.m), DHi: make([]float32, s.n*s.m), Lo: lo, Hi: hi, WP: wp, N: s.n, K: s.k, M: s.m}
+				withPath(t, path, f.Run)
+				bl[p], bh[p] = f.DLo, f.DHi
+			}
+			if !bitsEqual(bl[0], bl[1]) || !bitsEqual(bh[0], bh[1]) {
+				t.Errorf("interval bounds: AVX-512 and Go differ")
+			}
 			for _, p := range []float64{8, 37.5, 999} {
 				fg, gg := runFinite(t, "go", x, w, s.n, s.k, s.m, p)
 				fa, ga := runFinite(t, "avx512", x, w, s.n, s.k, s.m, p)

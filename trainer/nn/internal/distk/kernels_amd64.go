@@ -58,6 +58,18 @@ func powSum3(s *float32, inv *float32, x *float32, w *float32, k int, ldx int, l
 // powSum4 is the power sum of 4 rows of x against up to 32 columns of w (see powSumGo).
 func powSum4(s *float32, inv *float32, x *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32, p float32)
 
+// infBounds1 bounds the l_inf distance of 1 boxes against up to 32 columns of w (see infBoundsGo).
+func infBounds1(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+
+// infBounds2 bounds the l_inf distance of 2 boxes against up to 32 columns of w (see infBoundsGo).
+func infBounds2(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+
+// infBounds3 bounds the l_inf distance of 3 boxes against up to 32 columns of w (see infBoundsGo).
+func infBounds3(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+
+// infBounds4 bounds the l_inf distance of 4 boxes against up to 32 columns of w (see infBoundsGo).
+func infBounds4(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+
 // powGrad1x1 is the finite-p backward of 1 rows by 1 units (see powGradGo).
 func powGrad1x1(dx *float32, dw *float32, x *float32, w *float32, coef *float32, k int, ld int, p1 float32)
 

@@ -2571,6 +2571,408 @@ store:
 	VZEROUPPER
 	RET
 
+// func infBounds1(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+// Requires: AVX, AVX512F
+TEXT ·infBounds1(SB), NOSPLIT, $0-76
+	MOVQ   lo+16(FP), AX
+	MOVQ   hi+24(FP), CX
+	MOVQ   w+32(FP), DX
+	MOVQ   k+40(FP), BX
+	MOVQ   ldx+48(FP), SI
+	MOVQ   ldw+56(FP), DI
+	MOVL   mask+72(FP), R8
+	SHLQ   $0x02, SI
+	SHLQ   $0x02, DI
+	KMOVW  R8, K1
+	SHRL   $0x10, R8
+	KMOVW  R8, K2
+	SUBQ   AX, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TESTQ  BX, BX
+	JZ     store
+
+loop:
+	VMOVUPS.Z   (DX), K1, Z4
+	VMOVUPS.Z   64(DX), K2, Z5
+	MOVQ        AX, SI
+	VSUBPS.BCST (SI)(CX*1), Z4, Z6
+	VPXORD.BCST signmask<>+0(SB), Z6, Z6
+	VSUBPS.BCST (SI), Z4, Z4
+	VMAXPS      Z4, Z6, Z7
+	VMAXPS      Z1, Z7, Z1
+	VMINPS      Z4, Z6, Z7
+	VPXORD.BCST signmask<>+0(SB), Z7, Z7
+	VMAXPS      Z0, Z7, Z0
+	VSUBPS.BCST (SI)(CX*1), Z5, Z4
+	VPXORD.BCST signmask<>+0(SB), Z4, Z4
+	VSUBPS.BCST (SI), Z5, Z5
+	VMAXPS      Z5, Z4, Z6
+	VMAXPS      Z3, Z6, Z3
+	VMINPS      Z5, Z4, Z6
+	VPXORD.BCST signmask<>+0(SB), Z6, Z6
+	VMAXPS      Z2, Z6, Z2
+	ADDQ        $0x04, AX
+	ADDQ        DI, DX
+	DECQ        BX
+	JNZ         loop
+
+store:
+	MOVQ    dlo+0(FP), AX
+	MOVQ    dhi+8(FP), CX
+	MOVQ    ldy+64(FP), DX
+	SHLQ    $0x02, DX
+	VMOVUPS Z0, K1, (AX)
+	VMOVUPS Z2, K2, 64(AX)
+	VMOVUPS Z1, K1, (CX)
+	VMOVUPS Z3, K2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func infBounds2(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+// Requires: AVX, AVX512F
+TEXT ·infBounds2(SB), NOSPLIT, $0-76
+	MOVQ   lo+16(FP), AX
+	MOVQ   hi+24(FP), CX
+	MOVQ   w+32(FP), DX
+	MOVQ   k+40(FP), BX
+	MOVQ   ldx+48(FP), SI
+	MOVQ   ldw+56(FP), DI
+	MOVL   mask+72(FP), R8
+	SHLQ   $0x02, SI
+	SHLQ   $0x02, DI
+	KMOVW  R8, K1
+	SHRL   $0x10, R8
+	KMOVW  R8, K2
+	SUBQ   AX, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ  BX, BX
+	JZ     store
+
+loop:
+	VMOVUPS.Z   (DX), K1, Z8
+	VMOVUPS.Z   64(DX), K2, Z9
+	MOVQ        AX, R8
+	VSUBPS.BCST (R8)(CX*1), Z8, Z10
+	VPXORD.BCST signmask<>+0(SB), Z10, Z10
+	VSUBPS.BCST (R8), Z8, Z11
+	VMAXPS      Z11, Z10, Z12
+	VMAXPS      Z1, Z12, Z1
+	VMINPS      Z11, Z10, Z12
+	VPXORD.BCST signmask<>+0(SB), Z12, Z12
+	VMAXPS      Z0, Z12, Z0
+	VSUBPS.BCST (R8)(CX*1), Z9, Z10
+	VPXORD.BCST signmask<>+0(SB), Z10, Z10
+	VSUBPS.BCST (R8), Z9, Z11
+	VMAXPS      Z11, Z10, Z12
+	VMAXPS      Z3, Z12, Z3
+	VMINPS      Z11, Z10, Z12
+	VPXORD.BCST signmask<>+0(SB), Z12, Z12
+	VMAXPS      Z2, Z12, Z2
+	ADDQ        SI, R8
+	VSUBPS.BCST (R8)(CX*1), Z8, Z10
+	VPXORD.BCST signmask<>+0(SB), Z10, Z10
+	VSUBPS.BCST (R8), Z8, Z8
+	VMAXPS      Z8, Z10, Z11
+	VMAXPS      Z5, Z11, Z5
+	VMINPS      Z8, Z10, Z11
+	VPXORD.BCST signmask<>+0(SB), Z11, Z11
+	VMAXPS      Z4, Z11, Z4
+	VSUBPS.BCST (R8)(CX*1), Z9, Z8
+	VPXORD.BCST signmask<>+0(SB), Z8, Z8
+	VSUBPS.BCST (R8), Z9, Z9
+	VMAXPS      Z9, Z8, Z10
+	VMAXPS      Z7, Z10, Z7
+	VMINPS      Z9, Z8, Z10
+	VPXORD.BCST signmask<>+0(SB), Z10, Z10
+	VMAXPS      Z6, Z10, Z6
+	ADDQ        $0x04, AX
+	ADDQ        DI, DX
+	DECQ        BX
+	JNZ         loop
+
+store:
+	MOVQ    dlo+0(FP), AX
+	MOVQ    dhi+8(FP), CX
+	MOVQ    ldy+64(FP), DX
+	SHLQ    $0x02, DX
+	VMOVUPS Z0, K1, (AX)
+	VMOVUPS Z2, K2, 64(AX)
+	VMOVUPS Z1, K1, (CX)
+	VMOVUPS Z3, K2, 64(CX)
+	ADDQ    DX, AX
+	ADDQ    DX, CX
+	VMOVUPS Z4, K1, (AX)
+	VMOVUPS Z6, K2, 64(AX)
+	VMOVUPS Z5, K1, (CX)
+	VMOVUPS Z7, K2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func infBounds3(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+// Requires: AVX, AVX512F
+TEXT ·infBounds3(SB), NOSPLIT, $0-76
+	MOVQ   lo+16(FP), AX
+	MOVQ   hi+24(FP), CX
+	MOVQ   w+32(FP), DX
+	MOVQ   k+40(FP), BX
+	MOVQ   ldx+48(FP), SI
+	MOVQ   ldw+56(FP), DI
+	MOVL   mask+72(FP), R8
+	SHLQ   $0x02, SI
+	SHLQ   $0x02, DI
+	KMOVW  R8, K1
+	SHRL   $0x10, R8
+	KMOVW  R8, K2
+	SUBQ   AX, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	TESTQ  BX, BX
+	JZ     store
+
+loop:
+	VMOVUPS.Z   (DX), K1, Z12
+	VMOVUPS.Z   64(DX), K2, Z13
+	MOVQ        AX, R8
+	VSUBPS.BCST (R8)(CX*1), Z12, Z14
+	VPXORD.BCST signmask<>+0(SB), Z14, Z14
+	VSUBPS.BCST (R8), Z12, Z15
+	VMAXPS      Z15, Z14, Z16
+	VMAXPS      Z1, Z16, Z1
+	VMINPS      Z15, Z14, Z16
+	VPXORD.BCST signmask<>+0(SB), Z16, Z16
+	VMAXPS      Z0, Z16, Z0
+	VSUBPS.BCST (R8)(CX*1), Z13, Z14
+	VPXORD.BCST signmask<>+0(SB), Z14, Z14
+	VSUBPS.BCST (R8), Z13, Z15
+	VMAXPS      Z15, Z14, Z16
+	VMAXPS      Z3, Z16, Z3
+	VMINPS      Z15, Z14, Z16
+	VPXORD.BCST signmask<>+0(SB), Z16, Z16
+	VMAXPS      Z2, Z16, Z2
+	ADDQ        SI, R8
+	VSUBPS.BCST (R8)(CX*1), Z12, Z14
+	VPXORD.BCST signmask<>+0(SB), Z14, Z14
+	VSUBPS.BCST (R8), Z12, Z15
+	VMAXPS      Z15, Z14, Z16
+	VMAXPS      Z5, Z16, Z5
+	VMINPS      Z15, Z14, Z16
+	VPXORD.BCST signmask<>+0(SB), Z16, Z16
+	VMAXPS      Z4, Z16, Z4
+	VSUBPS.BCST (R8)(CX*1), Z13, Z14
+	VPXORD.BCST signmask<>+0(SB), Z14, Z14
+	VSUBPS.BCST (R8), Z13, Z15
+	VMAXPS      Z15, Z14, Z16
+	VMAXPS      Z7, Z16, Z7
+	VMINPS      Z15, Z14, Z16
+	VPXORD.BCST signmask<>+0(SB), Z16, Z16
+	VMAXPS      Z6, Z16, Z6
+	ADDQ        SI, R8
+	VSUBPS.BCST (R8)(CX*1), Z12, Z14
+	VPXORD.BCST signmask<>+0(SB), Z14, Z14
+	VSUBPS.BCST (R8), Z12, Z12
+	VMAXPS      Z12, Z14, Z15
+	VMAXPS      Z9, Z15, Z9
+	VMINPS      Z12, Z14, Z15
+	VPXORD.BCST signmask<>+0(SB), Z15, Z15
+	VMAXPS      Z8, Z15, Z8
+	VSUBPS.BCST (R8)(CX*1), Z13, Z12
+	VPXORD.BCST signmask<>+0(SB), Z12, Z12
+	VSUBPS.BCST (R8), Z13, Z13
+	VMAXPS      Z13, Z12, Z14
+	VMAXPS      Z11, Z14, Z11
+	VMINPS      Z13, Z12, Z14
+	VPXORD.BCST signmask<>+0(SB), Z14, Z14
+	VMAXPS      Z10, Z14, Z10
+	ADDQ        $0x04, AX
+	ADDQ        DI, DX
+	DECQ        BX
+	JNZ         loop
+
+store:
+	MOVQ    dlo+0(FP), AX
+	MOVQ    dhi+8(FP), CX
+	MOVQ    ldy+64(FP), DX
+	SHLQ    $0x02, DX
+	VMOVUPS Z0, K1, (AX)
+	VMOVUPS Z2, K2, 64(AX)
+	VMOVUPS Z1, K1, (CX)
+	VMOVUPS Z3, K2, 64(CX)
+	ADDQ    DX, AX
+	ADDQ    DX, CX
+	VMOVUPS Z4, K1, (AX)
+	VMOVUPS Z6, K2, 64(AX)
+	VMOVUPS Z5, K1, (CX)
+	VMOVUPS Z7, K2, 64(CX)
+	ADDQ    DX, AX
+	ADDQ    DX, CX
+	VMOVUPS Z8, K1, (AX)
+	VMOVUPS Z10, K2, 64(AX)
+	VMOVUPS Z9, K1, (CX)
+	VMOVUPS Z11, K2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func infBounds4(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
+// Requires: AVX, AVX512F
+TEXT ·infBounds4(SB), NOSPLIT, $0-76
+	MOVQ   lo+16(FP), AX
+	MOVQ   hi+24(FP), CX
+	MOVQ   w+32(FP), DX
+	MOVQ   k+40(FP), BX
+	MOVQ   ldx+48(FP), SI
+	MOVQ   ldw+56(FP), DI
+	MOVL   mask+72(FP), R8
+	SHLQ   $0x02, SI
+	SHLQ   $0x02, DI
+	KMOVW  R8, K1
+	SHRL   $0x10, R8
+	KMOVW  R8, K2
+	SUBQ   AX, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	TESTQ  BX, BX
+	JZ     store
+
+loop:
+	VMOVUPS.Z   (DX), K1, Z16
+	VMOVUPS.Z   64(DX), K2, Z17
+	MOVQ        AX, R8
+	VSUBPS.BCST (R8)(CX*1), Z16, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z16, Z19
+	VMAXPS      Z19, Z18, Z20
+	VMAXPS      Z1, Z20, Z1
+	VMINPS      Z19, Z18, Z20
+	VPXORD.BCST signmask<>+0(SB), Z20, Z20
+	VMAXPS      Z0, Z20, Z0
+	VSUBPS.BCST (R8)(CX*1), Z17, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z17, Z19
+	VMAXPS      Z19, Z18, Z20
+	VMAXPS      Z3, Z20, Z3
+	VMINPS      Z19, Z18, Z20
+	VPXORD.BCST signmask<>+0(SB), Z20, Z20
+	VMAXPS      Z2, Z20, Z2
+	ADDQ        SI, R8
+	VSUBPS.BCST (R8)(CX*1), Z16, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z16, Z19
+	VMAXPS      Z19, Z18, Z20
+	VMAXPS      Z5, Z20, Z5
+	VMINPS      Z19, Z18, Z20
+	VPXORD.BCST signmask<>+0(SB), Z20, Z20
+	VMAXPS      Z4, Z20, Z4
+	VSUBPS.BCST (R8)(CX*1), Z17, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z17, Z19
+	VMAXPS      Z19, Z18, Z20
+	VMAXPS      Z7, Z20, Z7
+	VMINPS      Z19, Z18, Z20
+	VPXORD.BCST signmask<>+0(SB), Z20, Z20
+	VMAXPS      Z6, Z20, Z6
+	ADDQ        SI, R8
+	VSUBPS.BCST (R8)(CX*1), Z16, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z16, Z19
+	VMAXPS      Z19, Z18, Z20
+	VMAXPS      Z9, Z20, Z9
+	VMINPS      Z19, Z18, Z20
+	VPXORD.BCST signmask<>+0(SB), Z20, Z20
+	VMAXPS      Z8, Z20, Z8
+	VSUBPS.BCST (R8)(CX*1), Z17, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z17, Z19
+	VMAXPS      Z19, Z18, Z20
+	VMAXPS      Z11, Z20, Z11
+	VMINPS      Z19, Z18, Z20
+	VPXORD.BCST signmask<>+0(SB), Z20, Z20
+	VMAXPS      Z10, Z20, Z10
+	ADDQ        SI, R8
+	VSUBPS.BCST (R8)(CX*1), Z16, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VSUBPS.BCST (R8), Z16, Z16
+	VMAXPS      Z16, Z18, Z19
+	VMAXPS      Z13, Z19, Z13
+	VMINPS      Z16, Z18, Z19
+	VPXORD.BCST signmask<>+0(SB), Z19, Z19
+	VMAXPS      Z12, Z19, Z12
+	VSUBPS.BCST (R8)(CX*1), Z17, Z16
+	VPXORD.BCST signmask<>+0(SB), Z16, Z16
+	VSUBPS.BCST (R8), Z17, Z17
+	VMAXPS      Z17, Z16, Z18
+	VMAXPS      Z15, Z18, Z15
+	VMINPS      Z17, Z16, Z18
+	VPXORD.BCST signmask<>+0(SB), Z18, Z18
+	VMAXPS      Z14, Z18, Z14
+	ADDQ        $0x04, AX
+	ADDQ        DI, DX
+	DECQ        BX
+	JNZ         loop
+
+store:
+	MOVQ    dlo+0(FP), AX
+	MOVQ    dhi+8(FP), CX
+	MOVQ    ldy+64(FP), DX
+	SHLQ    $0x02, DX
+	VMOVUPS Z0, K1, (AX)
+	VMOVUPS Z2, K2, 64(AX)
+	VMOVUPS Z1, K1, (CX)
+	VMOVUPS Z3, K2, 64(CX)
+	ADDQ    DX, AX
+	ADDQ    DX, CX
+	VMOVUPS Z4, K1, (AX)
+	VMOVUPS Z6, K2, 64(AX)
+	VMOVUPS Z5, K1, (CX)
+	VMOVUPS Z7, K2, 64(CX)
+	ADDQ    DX, AX
+	ADDQ    DX, CX
+	VMOVUPS Z8, K1, (AX)
+	VMOVUPS Z10, K2, 64(AX)
+	VMOVUPS Z9, K1, (CX)
+	VMOVUPS Z11, K2, 64(CX)
+	ADDQ    DX, AX
+	ADDQ    DX, CX
+	VMOVUPS Z12, K1, (AX)
+	VMOVUPS Z14, K2, 64(AX)
+	VMOVUPS Z13, K1, (CX)
+	VMOVUPS Z15, K2, 64(CX)
+	VZEROUPPER
+	RET
+
 // func powGrad1x1(dx *float32, dw *float32, x *float32, w *float32, coef *float32, k int, ld int, p1 float32)
 // Requires: AVX, AVX512F, BMI2
 TEXT ·powGrad1x1(SB), NOSPLIT, $0-60

@@ -32,6 +32,7 @@ const (
 	maxRowsA   = 6 // forward with arg-max (4 registers a row)
 	maxRowsM   = 8 // max-only forward
 	maxRowsP   = 4 // power-sum forward
+	maxRowsB   = 4 // interval bounds
 	gradRows   = 4 // backward tile: rows of x ...
 	gradCols   = 4 // ... by units of w
 	nLogCoeffs = 8
@@ -69,6 +70,9 @@ func main() {
 	}
 	for r := 1; r <= maxRowsP; r++ {
 		powSum(r)
+	}
+	for r := 1; r <= maxRowsB; r++ {
+		infBounds(r)
 	}
 	for r := 1; r <= gradRows; r++ {
 		for c := 1; c <= gradCols; c++ {
@@ -405,4 +409,85 @@ func paramMem(name string) Mem {
 		panic(err)
 	}
 	return b.Addr
+}
+
+// infBounds: for the box [lo, hi] of each row, dhi[r,c] = max_i max(hi_i -
+// w[i,c], w[i,c] - lo_i) and dlo[r,c] = max(0, max_i max(lo_i - w[i,c],
+// w[i,c] - hi_i)) (see infBoundsGo). The lower candidate is computed as
+// -min(hi - w, w - lo), equal in value; an accumulator only takes a strictly
+// larger value, so signed zeros never reach it and the bits match Go's.
+func infBounds(rows int) {
+	TEXT(fmt.Sprintf("infBounds%d", rows), NOSPLIT, "func(dlo, dhi *float32, lo, hi, w *float32, k, ldx, ldw, ldy int, mask uint32)")
+	Doc(fmt.Sprintf("infBounds%d bounds the l_inf distance of %d boxes against up to 32 columns of w (see infBoundsGo).", rows, rows))
+	lp := Load(Param("lo"), GP64()).(GPVirtual)
+	hp := Load(Param("hi"), GP64()).(GPVirtual)
+	wp := Load(Param("w"), GP64()).(GPVirtual)
+	n := Load(Param("k"), GP64()).(GPVirtual)
+	ldx := Load(Param("ldx"), GP64()).(GPVirtual)
+	ldw := Load(Param("ldw"), GP64()).(GPVirtual)
+	m := Load(Param("mask"), GP32()).(GPVirtual)
+	SHLQ(U8(2), ldx)
+	SHLQ(U8(2), ldw)
+	k1, k2 := K(), K()
+	KMOVW(m, k1)
+	SHRL(U8(16), m)
+	KMOVW(m, k2)
+	// Rows r of lo and hi are at lp + r·ldx and hp + r·ldx; hi is addressed
+	// from lo through the constant difference hp - lp.
+	SUBQ(lp, hp)
+	accL := make([][2]VecVirtual, rows)
+	accH := make([][2]VecVirtual, rows)
+	for r := range rows {
+		for v := range 2 {
+			accL[r][v], accH[r][v] = ZMM(), ZMM()
+			VPXORD(accL[r][v], accL[r][v], accL[r][v])
+			VPXORD(accH[r][v], accH[r][v], accH[r][v])
+		}
+	}
+	TESTQ(n, n)
+	JZ(LabelRef("store"))
+	row := GP64()
+	Label("loop")
+	w := [2]VecVirtual{ZMM(), ZMM()}
+	VMOVUPS_Z(Mem{Base: wp}, k1, w[0])
+	VMOVUPS_Z(Mem{Base: wp, Disp: 64}, k2, w[1])
+	MOVQ(lp, row)
+	for r := range rows {
+		for v := range 2 {
+			d1, d2 := ZMM(), ZMM()
+			VSUBPS_BCST(Mem{Base: row, Index: hp, Scale: 1}, w[v], d1) // w - hi
+			VPXORD_BCST(signMask, d1, d1)                              // hi - w
+			VSUBPS_BCST(Mem{Base: row}, w[v], d2)                      // w - lo
+			c := ZMM()
+			VMAXPS(d2, d1, c)
+			VMAXPS(accH[r][v], c, accH[r][v]) // c > acc ? c : acc
+			VMINPS(d2, d1, c)
+			VPXORD_BCST(signMask, c, c)
+			VMAXPS(accL[r][v], c, accL[r][v])
+		}
+		if r < rows-1 {
+			ADDQ(ldx, row)
+		}
+	}
+	ADDQ(U8(4), lp)
+	ADDQ(ldw, wp)
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("store")
+	lo := Load(Param("dlo"), GP64())
+	hi := Load(Param("dhi"), GP64())
+	ldy := Load(Param("ldy"), GP64())
+	SHLQ(U8(2), ldy)
+	for r := range rows {
+		VMOVUPS(accL[r][0], k1, Mem{Base: lo})
+		VMOVUPS(accL[r][1], k2, Mem{Base: lo, Disp: 64})
+		VMOVUPS(accH[r][0], k1, Mem{Base: hi})
+		VMOVUPS(accH[r][1], k2, Mem{Base: hi, Disp: 64})
+		if r < rows-1 {
+			ADDQ(ldy, lo)
+			ADDQ(ldy, hi)
+		}
+	}
+	VZEROUPPER()
+	RET()
 }
