@@ -342,3 +342,39 @@ func BenchmarkLinfTrainStep(b *testing.B) {
 		})
 	}
 }
+
+// TestSortNetRecalibrate: the recalibrated running mean is the average of
+// the batch means of the evaluation units' outputs (spec 3.5), checked on
+// the first layer over two and a half batches.
+func TestSortNetRecalibrate(t *testing.T) {
+	tr, cfg := tinyDist(t, ArchSortNet, 10)
+	m := tr.Model.(*SortNetModel)
+	img, lab := blobs(rand.New(rand.NewPCG(2, 2)), 160) // batches of 64, 64, 32
+	x, _ := toInputs(t, img, lab)
+	if err := m.Recalibrate(x, 160); err != nil {
+		t.Fatal(err)
+	}
+	net := m.Net
+	d := net.InputSize()
+	xn, d0 := make([]float32, 64*d), make([]float32, 64*cfg.Width)
+	want := make([]float64, cfg.Width)
+	batches := 0
+	for lo := 0; lo < 160; lo += 64 {
+		rows := min(64, 160-lo)
+		net.Normalize(xn, x[lo*d:], rows)
+		net.Layers[0].Forward(d0, xn, rows)
+		for j := range want {
+			var s float64
+			for b := range rows {
+				s += float64(d0[b*cfg.Width+j])
+			}
+			want[j] += s / float64(rows)
+		}
+		batches++
+	}
+	for j, v := range net.Shifts[0].Running {
+		if w := want[j] / float64(batches); math.Abs(float64(v)-w) > 1e-5*(1+math.Abs(w)) {
+			t.Fatalf("unit %d: running mean %v, want the average of batch means %v", j, v, w)
+		}
+	}
+}
