@@ -18,6 +18,12 @@
 //   - The statistics are exact counts on hand-made result sets (stats_test.go);
 //     CSV and JSON round-trip bit for bit (output_test.go).
 //   - Attacks and probes are deterministic for a fixed seed.
+//   - ℓ∞: [PGDOptions] Norm "linf" runs sign-gradient PGD within the cube
+//     (bounds rounded inwards, so |x' − x| <= r holds exactly); against linear
+//     models' exact ℓ∞ radii it never succeeds within 0.95·r and always at
+//     1.05·r (linf_test.go). Interval-bound certificates enter as
+//     [Result.IBP] and count at every ε <= IBP (linf_test.go); the trainer
+//     tests them against this attack on trained ℓ∞ models.
 //
 // The paper's analyses (Altstidl et al. 2023): clean and certified accuracy
 // (Tables 1–4), the distribution of certified radii split into correctly and
