@@ -118,53 +118,42 @@ func (f *Sort) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
 	wp := f.WP[j0*f.K : (j0+TileCols)*f.K]
-	var lo, hi [TileCols][MaxTopK]float32
+	K := f.TopK
+	if f.Idx != nil {
+		f.withIndices(wp, j0, cols)
+		return
+	}
+	for b := range f.N {
+		o := b*f.M + j0
+		if f.X != nil {
+			kernels.sortTop(f.Y[o:], f.X[b*f.K:], wp, cols, f.K, TileCols, &f.c, f.norm, K)
+		} else {
+			kernels.sortBounds(f.DLo[o:], f.DHi[o:], f.Lo[b*f.K:], f.Hi[b*f.K:], wp, cols, f.K, TileCols, &f.c, f.norm, K)
+		}
+	}
+}
+
+// withIndices is the forward that also records the sorted values' inputs,
+// in pure Go (attacks need it; certificates do not).
+func (f *Sort) withIndices(wp []float32, j0, cols int) {
+	var top [TileCols][MaxTopK]float32
+	var at [TileCols][MaxTopK]int32
 	K := f.TopK
 	for b := range f.N {
 		for c := range cols {
-			clear(lo[c][:])
-			clear(hi[c][:])
+			clear(top[c][:])
+			for r := range K {
+				at[c][r] = -1 // no input: a zero value
+			}
 		}
-		if f.X != nil && f.Idx != nil {
-			var at [TileCols][MaxTopK]int32
-			for c := range cols {
-				for r := range K {
-					at[c][r] = -1 // no input: a zero value
-				}
-			}
-			for i, x := range f.X[b*f.K : (b+1)*f.K] {
-				for c, w := range wp[i*TileCols : i*TileCols+cols] {
-					insertAt(hi[c][:K], at[c][:K], abs32(w-x), int32(i))
-				}
-			}
-			for c := range cols {
-				f.Y[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
-				copy(f.Idx[(b*f.M+j0+c)*K:], at[c][:K])
-			}
-			continue
-		}
-		if f.X != nil {
-			for i, x := range f.X[b*f.K : (b+1)*f.K] {
-				for c, w := range wp[i*TileCols : i*TileCols+cols] {
-					insert(hi[c][:K], abs32(w-x))
-				}
-			}
-			for c := range cols {
-				f.Y[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
-			}
-			continue
-		}
-		xl, xh := f.Lo[b*f.K:(b+1)*f.K], f.Hi[b*f.K:(b+1)*f.K]
-		for i := range f.K {
-			a, z := xl[i], xh[i]
+		for i, x := range f.X[b*f.K : (b+1)*f.K] {
 			for c, w := range wp[i*TileCols : i*TileCols+cols] {
-				insert(hi[c][:K], max(z-w, w-a))
-				insert(lo[c][:K], max(a-w, w-z, 0))
+				insertAt(top[c][:K], at[c][:K], abs32(w-x), int32(i))
 			}
 		}
 		for c := range cols {
-			f.DLo[b*f.M+j0+c] = sortValue(lo[c][:K], &f.c, f.norm)
-			f.DHi[b*f.M+j0+c] = sortValue(hi[c][:K], &f.c, f.norm)
+			f.Y[b*f.M+j0+c] = sortValue(top[c][:K], &f.c, f.norm)
+			copy(f.Idx[(b*f.M+j0+c)*K:], at[c][:K])
 		}
 	}
 }

@@ -24,7 +24,8 @@ func init() {
 }
 
 var avx512Kernels = distKernels{name: "avx512", infArgmax: infArgmaxAVX512, infMax: infMaxAVX512,
-	powSum: powSumAVX512, powGrad: powGradAVX512, infBounds: infBoundsAVX512}
+	powSum: powSumAVX512, powGrad: powGradAVX512, infBounds: infBoundsAVX512,
+	sortTop: sortTopAVX512, sortBounds: sortBoundsAVX512}
 
 // colMask has one bit per column of a tile.
 func colMask(cols int) uint32 { return uint32(uint64(1)<<cols - 1) }
@@ -83,4 +84,27 @@ func powGradAVX512(dx, dw, x, w, coef []float32, rows, cols, k, ld int, p1 float
 func infBoundsAVX512(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy int) {
 	checkTile(min(len(dlo), len(dhi)), min(len(lo), len(hi)), len(wT), rows, cols, k, ldx, ldw, ldy)
 	boundsTiles[rows-1](&dlo[0], &dhi[0], &lo[0], &hi[0], &wT[0], k, ldx, ldw, ldy, colMask(cols))
+}
+
+// sortTopAVX512 runs the assembly for the authors' truncation K = 10 and
+// the Go twin for any other.
+func sortTopAVX512(y, x, wT []float32, cols, k, ldw int, c *[MaxTopK]float32, norm float32, topK int) {
+	if topK != 10 {
+		sortTopGo(y, x, wT, cols, k, ldw, c, norm, topK)
+		return
+	}
+	checkTile(len(y), len(x), len(wT), 1, cols, k, k, ldw, cols)
+	sortTop10(&y[0], &x[0], &wT[0], k, ldw, colMask(cols), &c[0], norm)
+}
+
+// sortBoundsAVX512 runs the assembly (16 units a call) for K = 10.
+func sortBoundsAVX512(dlo, dhi, lo, hi, wT []float32, cols, k, ldw int, c *[MaxTopK]float32, norm float32, topK int) {
+	if topK != 10 {
+		sortBoundsGo(dlo, dhi, lo, hi, wT, cols, k, ldw, c, norm, topK)
+		return
+	}
+	checkTile(min(len(dlo), len(dhi)), min(len(lo), len(hi)), len(wT), 1, cols, k, k, ldw, cols)
+	for u := 0; u < cols; u += 16 {
+		sortBounds10(&dlo[u], &dhi[u], &lo[0], &hi[0], &wT[u], k, ldw, colMask(min(16, cols-u)), &c[0], norm)
+	}
 }

@@ -45,11 +45,15 @@ type distKernels struct {
 	// infBounds: the interval bounds of a tile of rows <= TileRowsBounds
 	// boxes (see infBoundsGo).
 	infBounds func(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy int)
+	// sortTop and sortBounds: the sort neuron of one row (one box) against
+	// cols <= TileCols units (see sortTopGo, sortBoundsGo).
+	sortTop    func(y, x, wT []float32, cols, k, ldw int, c *[MaxTopK]float32, norm float32, topK int)
+	sortBounds func(dlo, dhi, lo, hi, wT []float32, cols, k, ldw int, c *[MaxTopK]float32, norm float32, topK int)
 }
 
 // scalarKernels is the pure-Go path, used where AVX-512 is missing.
 var scalarKernels = distKernels{name: "go", infArgmax: infArgmaxGo, infMax: infMaxGo, powSum: powSumGo, powGrad: powGradGo,
-	infBounds: infBoundsGo}
+	infBounds: infBoundsGo, sortTop: sortTopGo, sortBounds: sortBoundsGo}
 
 // kernels is the path in use; init (dist_amd64_dispatch.go) switches it to
 // AVX-512 where the CPU has it.
@@ -244,5 +248,37 @@ func infBoundsGo(dlo, dhi, lo, hi, wT []float32, rows, cols, k, ldx, ldw, ldy in
 		}
 		copy(dlo[r*ldy:r*ldy+cols], lr)
 		copy(dhi[r*ldy:r*ldy+cols], hr)
+	}
+}
+
+// sortTopGo: y[c] = sortValue of the topK largest |wT[i,c] - x_i| over the
+// k inputs, for one row and cols units.
+func sortTopGo(y, x, wT []float32, cols, k, ldw int, c *[MaxTopK]float32, norm float32, topK int) {
+	var top [TileCols][MaxTopK]float32
+	for i, xv := range x[:k] {
+		for u, w := range wT[i*ldw : i*ldw+cols] {
+			insert(top[u][:topK], abs32(w-xv))
+		}
+	}
+	for u := range cols {
+		y[u] = sortValue(top[u][:topK], c, norm)
+	}
+}
+
+// sortBoundsGo: the sort neuron applied to the per-coordinate upper bounds
+// max(hi - w, w - lo) and lower bounds max(lo - w, w - hi, 0) of |x - w|
+// over one box: dlo <= the sort neuron of every x in the box <= dhi.
+func sortBoundsGo(dlo, dhi, lo, hi, wT []float32, cols, k, ldw int, c *[MaxTopK]float32, norm float32, topK int) {
+	var tl, th [TileCols][MaxTopK]float32
+	for i := range k {
+		a, z := lo[i], hi[i]
+		for u, w := range wT[i*ldw : i*ldw+cols] {
+			insert(th[u][:topK], max(z-w, w-a))
+			insert(tl[u][:topK], max(a-w, w-z, 0))
+		}
+	}
+	for u := range cols {
+		dlo[u] = sortValue(tl[u][:topK], c, norm)
+		dhi[u] = sortValue(th[u][:topK], c, norm)
 	}
 }

@@ -84,6 +84,22 @@ func TestKernelsAgree(t *testing.T) {
 			if !bitsEqual(bl[0], bl[1]) || !bitsEqual(bh[0], bh[1]) {
 				t.Errorf("interval bounds: AVX-512 and Go differ")
 			}
+			for _, topK := range []int{10, 3} {
+				if topK > s.k {
+					continue
+				}
+				var sy, sl, sh [2][]float32
+				for p, path := range []string{"go", "avx512"} {
+					f := &Sort{Y: make([]float32, s.n*s.m), X: x, WP: wp, N: s.n, K: s.k, M: s.m, TopK: topK, Q: 0.85}
+					withPath(t, path, f.Run)
+					b := &Sort{DLo: make([]float32, s.n*s.m), DHi: make([]float32, s.n*s.m), Lo: lo, Hi: hi, WP: wp, N: s.n, K: s.k, M: s.m, TopK: topK, Q: 0.85}
+					withPath(t, path, b.Run)
+					sy[p], sl[p], sh[p] = f.Y, b.DLo, b.DHi
+				}
+				if !bitsEqual(sy[0], sy[1]) || !bitsEqual(sl[0], sl[1]) || !bitsEqual(sh[0], sh[1]) {
+					t.Errorf("sort units (K=%d): AVX-512 and Go differ", topK)
+				}
+			}
 			for _, p := range []float64{8, 37.5, 999} {
 				fg, gg := runFinite(t, "go", x, w, s.n, s.k, s.m, p)
 				fa, ga := runFinite(t, "avx512", x, w, s.n, s.k, s.m, p)

@@ -70,6 +70,12 @@ func infBounds3(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32
 // infBounds4 bounds the l_inf distance of 4 boxes against up to 32 columns of w (see infBoundsGo).
 func infBounds4(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldx int, ldw int, ldy int, mask uint32)
 
+// sortTop10 is the sort neuron (K = 10) of one row of x against up to 32 columns of w (see sortTopGo).
+func sortTop10(y *float32, x *float32, w *float32, k int, ldw int, mask uint32, c *float32, norm float32)
+
+// sortBounds10 bounds the sort neuron (K = 10) of one box against up to 16 columns of w (see sortBoundsGo).
+func sortBounds10(dlo *float32, dhi *float32, lo *float32, hi *float32, w *float32, k int, ldw int, mask uint32, c *float32, norm float32)
+
 // powGrad1x1 is the finite-p backward of 1 rows by 1 units (see powGradGo).
 func powGrad1x1(dx *float32, dw *float32, x *float32, w *float32, coef *float32, k int, ld int, p1 float32)
 

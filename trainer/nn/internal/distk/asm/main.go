@@ -24,17 +24,19 @@ import (
 var (
 	absMask, signMask, oneInt Mem
 	tiny, logOff, one, expLim Mem
+	sortEps                   Mem
 	logC, expC                [8]Mem
 )
 
 // Tile heights; they must match the Go side (kernel.go).
 const (
-	maxRowsA   = 6 // forward with arg-max (4 registers a row)
-	maxRowsM   = 8 // max-only forward
-	maxRowsP   = 4 // power-sum forward
-	maxRowsB   = 4 // interval bounds
-	gradRows   = 4 // backward tile: rows of x ...
-	gradCols   = 4 // ... by units of w
+	maxRowsA   = 6  // forward with arg-max (4 registers a row)
+	maxRowsM   = 8  // max-only forward
+	maxRowsP   = 4  // power-sum forward
+	maxRowsB   = 4  // interval bounds
+	gradRows   = 4  // backward tile: rows of x ...
+	gradCols   = 4  // ... by units of w
+	sortK      = 10 // the sort kernels' truncation (the authors' K)
 	nLogCoeffs = 8
 	nExpCoeffs = 6
 )
@@ -56,6 +58,7 @@ func main() {
 	logOff = ConstData("logoff", U32(0x3f3504f3)) // sqrt(1/2)
 	one = ConstData("one", U32(0x3f800000))
 	expLim = ConstData("explim", U32(0xc2fa0000)) // -125
+	sortEps = ConstData("sorteps", F32(1e-10))
 	for i, c := range logCoeffs {
 		logC[i] = ConstData(fmt.Sprintf("logc%d", i), U32(c))
 	}
@@ -74,6 +77,8 @@ func main() {
 	for r := 1; r <= maxRowsB; r++ {
 		infBounds(r)
 	}
+	sortTop()
+	sortBounds()
 	for r := 1; r <= gradRows; r++ {
 		for c := 1; c <= gradCols; c++ {
 			powGrad(r, c)
@@ -488,6 +493,151 @@ func infBounds(rows int) {
 			ADDQ(ldy, hi)
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// insertSorted runs the sorting network that puts d into the descending
+// list t (t[0] largest), in place: for each position, d' = min(t_q, d) and
+// t_q = max(t_q, d), d' feeding the next. Lanes whose d is not above the
+// last entry keep their values. d is clobbered.
+func insertSorted(t []VecVirtual, d VecVirtual) {
+	cur, next := d, ZMM()
+	for q := range t {
+		VMINPS(cur, t[q], next)
+		VMAXPS(cur, t[q], t[q])
+		cur, next = next, cur
+	}
+}
+
+// sortValue emits y = (1e-10 + sum_q c_q·t_q) / norm in ascending q, c
+// and norm broadcast from memory (see sortValue in bounds.go).
+func sortValue(t []VecVirtual, cp GPVirtual, norm Mem) VecVirtual {
+	acc := ZMM()
+	VBROADCASTSS(sortEps, acc)
+	for q, v := range t {
+		m := ZMM()
+		VMULPS_BCST(Mem{Base: cp, Disp: 4 * q}, v, m)
+		VADDPS(m, acc, acc)
+	}
+	VDIVPS_BCST(norm, acc, acc)
+	return acc
+}
+
+// sortTop: one row of x against up to 32 columns of w: the sort neuron of
+// the 10 largest |w[i,c] - x_i| (see sortTopGo). A vector whose lanes all
+// fall below their lists' last entry skips the network.
+func sortTop() {
+	TEXT("sortTop10", NOSPLIT, "func(y, x, w *float32, k, ldw int, mask uint32, c *float32, norm float32)")
+	Doc("sortTop10 is the sort neuron (K = 10) of one row of x against up to 32 columns of w (see sortTopGo).")
+	xp := Load(Param("x"), GP64()).(GPVirtual)
+	wp := Load(Param("w"), GP64()).(GPVirtual)
+	n := Load(Param("k"), GP64()).(GPVirtual)
+	ldw := Load(Param("ldw"), GP64()).(GPVirtual)
+	m := Load(Param("mask"), GP32()).(GPVirtual)
+	SHLQ(U8(2), ldw)
+	k1, k2 := K(), K()
+	KMOVW(m, k1)
+	SHRL(U8(16), m)
+	KMOVW(m, k2)
+	var t [2][]VecVirtual
+	for v := range 2 {
+		for range sortK {
+			r := ZMM()
+			VPXORD(r, r, r)
+			t[v] = append(t[v], r)
+		}
+	}
+	TESTQ(n, n)
+	JZ(LabelRef("store"))
+	Label("loop")
+	for v, km := range []OpmaskVirtual{k1, k2} {
+		w, d := ZMM(), ZMM()
+		VMOVUPS_Z(Mem{Base: wp, Disp: 64 * v}, km, w)
+		VSUBPS_BCST(Mem{Base: xp}, w, d)
+		VPANDD_BCST(absMask, d, d)
+		in := K()
+		VCMPPS(U8(0x1e), t[v][sortK-1], d, in) // d > last (GT_OQ)
+		KORTESTW(in, in)
+		JZ(LabelRef(fmt.Sprintf("skip%d", v)))
+		insertSorted(t[v], d)
+		Label(fmt.Sprintf("skip%d", v))
+	}
+	ADDQ(U8(4), xp)
+	ADDQ(ldw, wp)
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("store")
+	cp := Load(Param("c"), GP64()).(GPVirtual)
+	yp := Load(Param("y"), GP64())
+	norm := paramMem("norm")
+	for v, km := range []OpmaskVirtual{k1, k2} {
+		VMOVUPS(sortValue(t[v], cp, norm), km, Mem{Base: yp, Disp: 64 * v})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// sortBounds: the sort neuron's interval bounds (K = 10) of one box against
+// up to 16 columns of w (see sortBoundsGo): the lists of per-coordinate
+// upper bounds max(hi - w, w - lo) and lower bounds max(lo - w, w - hi, 0).
+func sortBounds() {
+	TEXT("sortBounds10", NOSPLIT, "func(dlo, dhi, lo, hi, w *float32, k, ldw int, mask uint32, c *float32, norm float32)")
+	Doc("sortBounds10 bounds the sort neuron (K = 10) of one box against up to 16 columns of w (see sortBoundsGo).")
+	lp := Load(Param("lo"), GP64()).(GPVirtual)
+	hp := Load(Param("hi"), GP64()).(GPVirtual)
+	wp := Load(Param("w"), GP64()).(GPVirtual)
+	n := Load(Param("k"), GP64()).(GPVirtual)
+	ldw := Load(Param("ldw"), GP64()).(GPVirtual)
+	m := Load(Param("mask"), GP32()).(GPVirtual)
+	SHLQ(U8(2), ldw)
+	km := K()
+	KMOVW(m, km)
+	var tl, th []VecVirtual
+	for range sortK {
+		a, b := ZMM(), ZMM()
+		VPXORD(a, a, a)
+		VPXORD(b, b, b)
+		tl, th = append(tl, a), append(th, b)
+	}
+	zero := ZMM()
+	VPXORD(zero, zero, zero)
+	TESTQ(n, n)
+	JZ(LabelRef("store"))
+	Label("loop")
+	w, d1, d2 := ZMM(), ZMM(), ZMM()
+	VMOVUPS_Z(Mem{Base: wp}, km, w)
+	VSUBPS_BCST(Mem{Base: hp}, w, d1) // w - hi
+	VPXORD_BCST(signMask, d1, d1)     // hi - w
+	VSUBPS_BCST(Mem{Base: lp}, w, d2) // w - lo
+	for h, list := range [][]VecVirtual{th, tl} {
+		c := ZMM()
+		if h == 0 {
+			VMAXPS(d2, d1, c)
+		} else {
+			VMINPS(d2, d1, c)
+			VPXORD_BCST(signMask, c, c)
+			VMAXPS(zero, c, c) // c > 0 ? c : +0
+		}
+		in := K()
+		VCMPPS(U8(0x1e), list[sortK-1], c, in)
+		KORTESTW(in, in)
+		JZ(LabelRef(fmt.Sprintf("skip%d", h)))
+		insertSorted(list, c)
+		Label(fmt.Sprintf("skip%d", h))
+	}
+	ADDQ(U8(4), lp)
+	ADDQ(U8(4), hp)
+	ADDQ(ldw, wp)
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("store")
+	cp := Load(Param("c"), GP64()).(GPVirtual)
+	norm := paramMem("norm")
+	dl := Load(Param("dlo"), GP64())
+	VMOVUPS(sortValue(tl, cp, norm), km, Mem{Base: dl})
+	dh := Load(Param("dhi"), GP64())
+	VMOVUPS(sortValue(th, cp, norm), km, Mem{Base: dh})
 	VZEROUPPER()
 	RET()
 }
