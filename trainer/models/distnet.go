@@ -163,16 +163,17 @@ func (m *DistNet) Normalize(dst, x []float32, n int) {
 // drew it (nil: all inputs). It returns the logits (n x Classes), valid
 // until the next call.
 func (m *DistNet) Forward(x []float32, n int, p float64) []float32 {
-	return m.forward(x, n, p, true)
+	return m.forward(x, n, p, true, false)
 }
 
 // Eval is the forward pass in evaluation mode: p = inf, sort units where
 // the network has them, running means.
 func (m *DistNet) Eval(x []float32, n int) []float32 {
-	return m.forward(x, n, math.Inf(1), false)
+	return m.forward(x, n, math.Inf(1), false, false)
 }
 
-func (m *DistNet) forward(x []float32, n int, p float64, train bool) []float32 {
+// forward runs the layers; track keeps what InputGrad needs of sort units.
+func (m *DistNet) forward(x []float32, n int, p float64, train, track bool) []float32 {
 	m.Normalize(m.xn, x, n)
 	in := m.xn
 	last := len(m.Layers) - 1
@@ -183,9 +184,12 @@ func (m *DistNet) forward(x []float32, n int, p float64, train bool) []float32 {
 		} else {
 			layer.Mask = nil
 		}
-		if !train && m.sortLayer(l) {
+		switch {
+		case !train && m.sortLayer(l) && track:
+			layer.SortForwardTracked(m.d[l], in, n, m.Cfg.KeepProb, m.Cfg.TopK)
+		case !train && m.sortLayer(l):
 			layer.SortForward(m.d[l], in, n, m.Cfg.KeepProb, m.Cfg.TopK)
-		} else {
+		default:
 			layer.Forward(m.d[l], in, n)
 		}
 		if l < last {
@@ -232,7 +236,7 @@ func (m *DistNet) Backward(dlogits []float32, n int) {
 // sum_{b,j} dlogits[b,j]·logit_j in evaluation mode (running means are
 // constants, so the mean shifts pass gradients through), for n <= MaxBatch.
 func (m *DistNet) InputGradient(dx, x, dlogits []float32, n int) {
-	m.Eval(x, n)
+	m.forward(x, n, math.Inf(1), false, true)
 	C := m.Cfg.Classes
 	gd := m.g1[:n*C]
 	for k, v := range dlogits[:n*C] {

@@ -80,6 +80,7 @@ func TestDistNoAllocs(t *testing.T) {
 			}
 			l.Mask = nil
 			l.SortForward(y, x, n, 0.85, 10)
+			l.SortForwardTracked(y, x, n, 0.85, 10)
 			l.InputGrad(dx, dy, x, n)
 			l.Bounds(y, z, lo, hi, n)
 			l.SortBounds(y, z, lo, hi, n, 0.85, 10)

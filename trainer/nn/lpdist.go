@@ -96,14 +96,13 @@ func rows(s ...[]float32) [][]float32 { return s }
 // p = l.P. It keeps what Backward needs (the arg-max at p = inf).
 func (l *LpDist) Forward(y, x []float32, n int) {
 	l.check(n, rows(x), rows(y))
+	l.sortQ, l.sort.X = 0, nil // the last forward is no sort forward
 	if l.Mask != nil {
 		l.maskedForward(y, x, n)
-		l.sortQ = 0
 		return
 	}
 	distk.Pack(l.wp, l.Weight.W, l.Out, l.In)
 	l.forward(y, x, l.wp, n, l.In)
-	l.sortQ = 0
 }
 
 // forward runs the kernels on n rows of k inputs against the packed wp.
@@ -155,29 +154,43 @@ func (l *LpDist) Bounds(dLo, dHi, lo, hi []float32, n int) {
 // unit is 1-Lipschitz in l_inf (non-negative weights summing to 1 over order
 // statistics).
 func (l *LpDist) SortForward(y, x []float32, n int, q float64, topK int) {
+	l.sortForward(y, x, n, q, topK, false)
+}
+
+// SortForwardTracked is SortForward that also records which inputs the
+// sorted values came from, as InputGrad needs (slower: pure Go).
+func (l *LpDist) SortForwardTracked(y, x []float32, n int, q float64, topK int) {
+	l.sortForward(y, x, n, q, topK, true)
+}
+
+func (l *LpDist) sortForward(y, x []float32, n int, q float64, topK int, track bool) {
 	l.check(n, rows(x), rows(y))
 	distk.Pack(l.wp, l.Weight.W, l.Out, l.In)
 	k := min(l.In, topK, distk.MaxTopK)
-	if l.sortIdx == nil {
-		l.sortIdx = make([]int32, l.MaxBatch*l.Out*distk.MaxTopK)
+	l.sort = distk.Sort{Y: y, X: x, WP: l.wp, N: n, K: l.In, M: l.Out, TopK: k, Q: q}
+	l.sortQ = 0
+	if track {
+		if l.sortIdx == nil {
+			l.sortIdx = make([]int32, l.MaxBatch*l.Out*distk.MaxTopK)
+		}
+		l.sort.Idx = l.sortIdx
+		l.sortQ, l.sortK = q, k
 	}
-	l.sort = distk.Sort{Y: y, X: x, WP: l.wp, Idx: l.sortIdx, N: n, K: l.In, M: l.Out, TopK: k, Q: q}
 	l.sort.Run()
-	l.sortQ, l.sortK = q, k
 }
 
 // InputGrad writes dx = (dy/dx)ᵀ·dy (n x In) for the last evaluation
-// forward (Forward without a mask at p = inf, or SortForward) on the same
-// x, without touching the weight's gradient: the input gradient attacks
-// need.
+// forward (Forward without a mask at p = inf, or SortForwardTracked) on the
+// same x, without touching the weight's gradient: the input gradient
+// attacks need.
 func (l *LpDist) InputGrad(dx, dy, x []float32, n int) {
 	l.check(n, rows(dx, x), rows(dy))
 	if l.sortQ > 0 {
 		distk.SortGrad(dx, x, l.Weight.W, dy, l.sortIdx, n, l.In, l.Out, l.sortQ, l.sortK)
 		return
 	}
-	if l.Mask != nil || !math.IsInf(l.P, 1) {
-		panic("nn: LpDist.InputGrad after a training forward")
+	if l.Mask != nil || !math.IsInf(l.P, 1) || l.sort.X != nil && l.sort.Idx == nil {
+		panic("nn: LpDist.InputGrad after a training forward or an untracked SortForward")
 	}
 	distk.InfGrad(dx, nil, x, l.Weight.W, dy, l.idx, n, l.In, l.Out)
 }
