@@ -434,3 +434,26 @@ func TestLinfResumeEqualsUninterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestLinfPresets: every l_inf preset builds at a small size and takes a
+// finite training step.
+func TestLinfPresets(t *testing.T) {
+	for _, name := range Presets() {
+		cfg, _ := Preset(name)
+		if cfg.Dist == nil {
+			continue
+		}
+		cfg.Depth, cfg.Width, cfg.Classes, cfg.Channels, cfg.Batch = 3, 16, 2, 1, 16
+		cfg.Epochs, cfg.StepsPerEpoch = 1, 10
+		if cfg.Dist.Group > 0 {
+			cfg.Dist.Group = 8
+		}
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := tr.TrainStep(toyBatch(1, 16, 1)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
