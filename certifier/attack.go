@@ -22,6 +22,12 @@ type Classifier interface {
 
 // PGDOptions configures [PGD]. Zero fields take the defaults.
 type PGDOptions struct {
+	// Norm is the threat model: "l2" (the default) or "linf". Under linf
+	// the steps follow the gradient's sign, every iterate stays within
+	// max_t |x'_t - x_t| <= r, random starts are uniform in the cube, and
+	// target classes are ranked by the linearised distance with the dual
+	// (l1) norm of the gradient.
+	Norm string
 	// Steps per restart (default 100).
 	Steps int
 	// Restarts per image (default 5). The first starts at the clean image
@@ -36,7 +42,7 @@ type PGDOptions struct {
 	// follows the runner-up class, which need not be the one whose boundary
 	// is nearest, and can stall at a local maximum on the sphere.
 	Untargeted bool
-	// StepScale sets the ℓ2 step size to StepScale·r/Steps (default 2.5, so a
+	// StepScale sets the step size to StepScale·r/Steps (default 2.5, so a
 	// restart can cross the ball more than twice).
 	StepScale float64
 	// BatchSize is the number of rows per model call (default 256); the
@@ -59,6 +65,9 @@ func (o PGDOptions) withDefaults() PGDOptions {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
 	}
+	if o.Norm == "" {
+		o.Norm = "l2"
+	}
 	return o
 }
 
@@ -75,7 +84,8 @@ type AttackResult struct {
 	Adversarial []float32
 	// Margin is max_{j≠c} y_j − y_c at Adversarial (c = Clean).
 	Margin float64
-	// Distance is ‖Adversarial − x‖₂, at most the attack radius.
+	// Distance is ‖Adversarial − x‖ in the attack's norm, at most the
+	// attack radius.
 	Distance float64
 }
 
@@ -98,15 +108,22 @@ type AttackResult struct {
 func PGD(m Classifier, x []float32, radii []float64, opts PGDOptions) ([]AttackResult, error) {
 	opts = opts.withDefaults()
 	d, C, n := m.InputSize(), m.Classes(), len(radii)
+	if opts.Norm != "l2" && opts.Norm != "linf" {
+		return nil, fmt.Errorf("pgd: norm %q, want l2 or linf", opts.Norm)
+	}
 	if err := checkImages(x, n, d, C); err != nil {
 		return nil, fmt.Errorf("pgd: %w", err)
+	}
+	diameter := math.Sqrt(float64(d))
+	if opts.Norm == "linf" {
+		diameter = 1
 	}
 	radius := make([]float64, n)
 	for i, r := range radii {
 		if r < 0 || math.IsNaN(r) {
 			return nil, fmt.Errorf("pgd: image %d: radius %v, want >= 0", i, r)
 		}
-		radius[i] = min(r, math.Sqrt(float64(d)))
+		radius[i] = min(r, diameter)
 	}
 	clean := make([]float32, n*C)
 	if err := logitsBatched(m, clean, x, n, opts.BatchSize); err != nil {
@@ -124,7 +141,7 @@ func PGD(m Classifier, x []float32, radii []float64, opts PGDOptions) ([]AttackR
 	a := newPGDState(m, opts)
 	if !opts.Untargeted && opts.Restarts > 1 {
 		var err error
-		if a.targets, err = rankTargets(m, x, clean, out, opts.Restarts-1, opts.BatchSize); err != nil {
+		if a.targets, err = rankTargets(m, x, clean, out, opts.Restarts-1, opts.BatchSize, opts.Norm); err != nil {
 			return nil, fmt.Errorf("pgd: rank target classes: %w", err)
 		}
 	}
@@ -139,9 +156,10 @@ func PGD(m Classifier, x []float32, radii []float64, opts PGDOptions) ([]AttackR
 }
 
 // rankTargets returns, per image, the k classes j ≠ c with the smallest
-// linearised distance (y_c − y_j)/‖∇_x(y_c − y_j)‖ at the clean image: one
-// gradient row per (image, class) pair, in calls of at most batch rows.
-func rankTargets(m Classifier, x, clean []float32, out []AttackResult, k, batch int) ([][]int, error) {
+// linearised distance (y_c − y_j)/‖∇_x(y_c − y_j)‖_* at the clean image (the
+// dual norm: l2 for l2, l1 for linf): one gradient row per (image, class)
+// pair, in calls of at most batch rows.
+func rankTargets(m Classifier, x, clean []float32, out []AttackResult, k, batch int, norm string) ([][]int, error) {
 	d, C, n := m.InputSize(), m.Classes(), len(out)
 	pairs := n * (C - 1)
 	lin := make([]float64, pairs)
@@ -160,11 +178,8 @@ func rankTargets(m Classifier, x, clean []float32, out []AttackResult, k, batch 
 		}
 		for r := range b {
 			i, j := pairClass(lo+r, C, out)
-			var gn float64
-			for _, v := range g[r*d : (r+1)*d] {
-				gn += float64(v) * float64(v)
-			}
-			lin[lo+r] = (float64(clean[i*C+out[i].Clean]) - float64(clean[i*C+j])) / math.Sqrt(gn) // +Inf for gn = 0
+			gn := dualNorm(g[r*d:(r+1)*d], norm)
+			lin[lo+r] = (float64(clean[i*C+out[i].Clean]) - float64(clean[i*C+j])) / gn // +Inf for gn = 0
 		}
 	}
 	targets := make([][]int, n)
@@ -261,14 +276,14 @@ func (a *pgdState) run(x []float32, radius []float64, out []AttackResult, lo, hi
 			xr := a.xa[row*d : (row+1)*d]
 			if p != c {
 				out[i] = AttackResult{Success: true, Clean: c, Prediction: p, Adversarial: slices.Clone(xr),
-					Margin: mg, Distance: dist(xr, x[i*d:(i+1)*d])}
+					Margin: mg, Distance: a.dist(xr, x[i*d:(i+1)*d])}
 				done[i-lo] = true
 				continue
 			}
 			if mg > out[i].Margin {
 				copy(out[i].Adversarial, xr)
 				out[i].Margin = mg
-				out[i].Distance = dist(xr, x[i*d:(i+1)*d])
+				out[i].Distance = a.dist(xr, x[i*d:(i+1)*d])
 			}
 			left++
 			j := a.target(i, row%R)
@@ -294,9 +309,36 @@ func (a *pgdState) run(x []float32, radius []float64, out []AttackResult, lo, hi
 	}
 }
 
-// ascend moves xr by alpha along the normalised gradient g, then back into
-// the ball of radius r around x0 and the box.
+// dualNorm is ‖g‖₂ for l2 and ‖g‖₁ for linf.
+func dualNorm(g []float32, norm string) float64 {
+	var s float64
+	if norm == "linf" {
+		for _, v := range g {
+			s += math.Abs(float64(v))
+		}
+		return s
+	}
+	for _, v := range g {
+		s += float64(v) * float64(v)
+	}
+	return math.Sqrt(s)
+}
+
+// ascend moves xr by alpha along the normalised gradient g (its sign under
+// linf), then back into the ball of radius r around x0 and the box.
 func (a *pgdState) ascend(xr, g, x0 []float32, r, alpha float64) {
+	if a.opts.Norm == "linf" {
+		for t, v := range g {
+			switch {
+			case v > 0:
+				xr[t] = float32(float64(xr[t]) + alpha)
+			case v < 0:
+				xr[t] = float32(float64(xr[t]) - alpha)
+			}
+		}
+		projectInf(xr, x0, r)
+		return
+	}
 	var gn float64
 	for _, v := range g {
 		gn += float64(v) * float64(v)
@@ -315,6 +357,13 @@ func (a *pgdState) ascend(xr, g, x0 []float32, r, alpha float64) {
 // randomStart sets xr to a uniform random point of the ball of radius r
 // around x0, clipped to the box.
 func (a *pgdState) randomStart(xr, x0 []float32, r float64) {
+	if a.opts.Norm == "linf" {
+		for t, v := range x0 {
+			xr[t] = float32(float64(v) + r*(2*a.rng.Float64()-1))
+		}
+		projectInf(xr, x0, r)
+		return
+	}
 	delta := a.deltaBuf
 	var dn float64
 	for t := range delta {
@@ -355,6 +404,22 @@ func project(xr, x0, delta []float32, r float64) {
 	copy(xr, x0)
 }
 
+// projectInf clips every coordinate of xr to [x0 − r, x0 + r] ∩ [0, 1],
+// rounding the float32 bounds inwards so that |xr_t − x0_t| <= r holds in
+// exact arithmetic.
+func projectInf(xr, x0 []float32, r float64) {
+	for t, v := range x0 {
+		lo, hi := float32(float64(v)-r), float32(float64(v)+r)
+		if float64(v)-float64(lo) > r {
+			lo = math.Nextafter32(lo, float32(math.Inf(1)))
+		}
+		if float64(hi)-float64(v) > r {
+			hi = math.Nextafter32(hi, float32(math.Inf(-1)))
+		}
+		xr[t] = min(max(xr[t], lo, 0), hi, 1)
+	}
+}
+
 // marginOf is y_c − max_{j≠c} y_j in float64.
 func marginOf(y []float32, c int) float64 {
 	return float64(y[c]) - float64(y[runnerUp(y, c)])
@@ -369,6 +434,18 @@ func runnerUp(y []float32, c int) int {
 		}
 	}
 	return best
+}
+
+// dist is the distance in the attack's norm.
+func (a *pgdState) dist(x, y []float32) float64 {
+	if a.opts.Norm == "linf" {
+		var m float64
+		for t := range x {
+			m = max(m, math.Abs(float64(x[t])-float64(y[t])))
+		}
+		return m
+	}
+	return dist(x, y)
 }
 
 func dist(a, b []float32) float64 {
@@ -416,12 +493,12 @@ func logitsBatched(m Classifier, dst, x []float32, n, batch int) error {
 	return nil
 }
 
-// CheckCertificates attacks every image within shrink·Radius of its
-// certificate (shrink < 1, e.g. 0.99, leaves room for float rounding) and
-// returns the indices of images whose prediction PGD changed. Each is a
-// counterexample: the certificate's Lipschitz bound is wrong, e.g. an
-// unconverged power iteration. Images with radius 0 are skipped; infinite
-// radii are attacked at the box diameter. results must come from the same
+// CheckCertificates attacks every image within shrink·CertifiedRadius of
+// its certificate (shrink < 1, e.g. 0.99, leaves room for float rounding),
+// in the norm of opts, and returns the indices of images whose prediction
+// PGD changed. Each is a counterexample: the certificate's bound is wrong,
+// e.g. an unconverged power iteration. Images with radius 0 are skipped;
+// infinite radii are attacked at the box diameter. results must come from the same
 // model on the same images (checked via the clean prediction).
 func CheckCertificates(m Classifier, x []float32, results []Result, shrink float64, opts PGDOptions) ([]int, error) {
 	if !(shrink > 0 && shrink <= 1) {
@@ -429,10 +506,10 @@ func CheckCertificates(m Classifier, x []float32, results []Result, shrink float
 	}
 	radii := make([]float64, len(results))
 	for i, r := range results {
-		if math.IsNaN(r.Radius) || r.Radius < 0 {
-			return nil, fmt.Errorf("check certificates: result %d has radius %v", i, r.Radius)
+		if math.IsNaN(r.Radius) || r.Radius < 0 || math.IsNaN(r.IBP) || r.IBP < 0 {
+			return nil, fmt.Errorf("check certificates: result %d has radius %v, interval radius %v", i, r.Radius, r.IBP)
 		}
-		radii[i] = shrink * r.Radius
+		radii[i] = shrink * r.CertifiedRadius()
 	}
 	att, err := PGD(m, x, radii, opts)
 	if err != nil {

@@ -18,6 +18,7 @@ func TestCSVRoundTrip(t *testing.T) {
 		Result{Label: 4, Prediction: 4, Radius: 1.0 / 3},
 		Result{Label: 5, Prediction: 6, Radius: math.SmallestNonzeroFloat64},
 		Result{Label: 9, Prediction: 9, Radius: 36.0 / 255},
+		Result{Label: 3, Prediction: 3, Radius: 0.1, IBP: 0.5}, // certified at 0.5 by interval bounds only
 	)
 	var buf bytes.Buffer
 	if err := WriteCSV(&buf, results, 0.5); err != nil {
@@ -25,12 +26,13 @@ func TestCSVRoundTrip(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	wantLines := map[int]string{
-		0:  "index,label,prediction,radius,correct,certified",
-		1:  "0,0,0,1,1,1",
-		2:  "1,1,1,0.5,1,0",
-		4:  "3,0,1,0.7,0,1",
-		6:  "5,2,2,+Inf,1,1",
-		11: "10,9,9,0.1411764705882353,1,0",
+		0:  "index,label,prediction,radius,correct,certified,ibp",
+		1:  "0,0,0,1,1,1,0",
+		2:  "1,1,1,0.5,1,0,0",
+		4:  "3,0,1,0.7,0,1,0",
+		6:  "5,2,2,+Inf,1,1,0",
+		11: "10,9,9,0.1411764705882353,1,0,0",
+		12: "11,3,3,0.1,1,1,0.5",
 	}
 	if len(lines) != len(results)+1 {
 		t.Fatalf("%d lines, want %d", len(lines), len(results)+1)
@@ -46,6 +48,11 @@ func TestCSVRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, results) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, results)
+	}
+	// Files written before the ibp column still read.
+	old, err := ReadCSV(strings.NewReader("index,label,prediction,radius,correct,certified\n0,1,1,0.25,1,0\n"))
+	if err != nil || !reflect.DeepEqual(old, []Result{{Label: 1, Prediction: 1, Radius: 0.25}}) {
+		t.Errorf("six-column file: %+v, %v", old, err)
 	}
 }
 

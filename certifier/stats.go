@@ -25,8 +25,8 @@ func CleanAccuracy(results []Result) float64 {
 }
 
 // CertifiedAccuracy is the fraction of results that are correct and certified
-// at eps (Radius > eps; "Cert." in the paper's tables, also called verified
-// robust accuracy); 0 for no results.
+// at eps ([Result.Certified]: Radius > eps, or eps <= IBP; "Cert." in the
+// paper's tables, also called verified robust accuracy); 0 for no results.
 func CertifiedAccuracy(results []Result, eps float64) float64 {
 	if len(results) == 0 {
 		return 0
@@ -43,20 +43,23 @@ func CertifiedAccuracy(results []Result, eps float64) float64 {
 // RadiusAccuracy is the certified accuracy at one radius.
 type RadiusAccuracy struct {
 	Radius float64 `json:"radius"`
-	// Count is the number of correct images with certified radius > Radius.
+	// Count is the number of correct images certified at Radius
+	// ([Result.Certified]).
 	Count    int     `json:"count"`
 	Accuracy float64 `json:"accuracy"`
 }
 
 // CertifiedAccuracies returns the certified accuracy at each radius in radii
-// (in the given order): one sort of the correct images' radii, then a binary
-// search per radius.
+// (in the given order).
 func CertifiedAccuracies(results []Result, radii []float64) []RadiusAccuracy {
-	correct := sortedRadii(results, true)
 	out := make([]RadiusAccuracy, len(radii))
 	for i, eps := range radii {
-		// Correct images with radius > eps: those after the last radius <= eps.
-		k := len(correct) - sort.Search(len(correct), func(t int) bool { return correct[t] > eps })
+		k := 0
+		for _, r := range results {
+			if r.Correct() && r.Certified(eps) {
+				k++
+			}
+		}
 		out[i] = RadiusAccuracy{Radius: eps, Count: k, Accuracy: ratio(k, len(results))}
 	}
 	return out
@@ -244,13 +247,13 @@ func Summarize(results []Result, opts ReportOptions) (*Report, error) {
 	}
 	inf, maxFinite := 0, 0.0
 	for i, r := range results {
-		if math.IsNaN(r.Radius) || r.Radius < 0 {
-			return nil, fmt.Errorf("summarize: result %d has radius %v", i, r.Radius)
+		if math.IsNaN(r.Radius) || r.Radius < 0 || math.IsNaN(r.IBP) || r.IBP < 0 || math.IsInf(r.IBP, 0) {
+			return nil, fmt.Errorf("summarize: result %d has radius %v, interval radius %v", i, r.Radius, r.IBP)
 		}
 		if math.IsInf(r.Radius, 1) {
 			inf++
 		} else {
-			maxFinite = max(maxFinite, r.Radius)
+			maxFinite = max(maxFinite, r.CertifiedRadius())
 		}
 	}
 	radii := opts.Radii
@@ -312,13 +315,13 @@ func checkRadius(name string, r float64) error {
 	return nil
 }
 
-// sortedRadii returns the ascending radii of the correct (or incorrect)
-// results.
+// sortedRadii returns the ascending certified radii (max(Radius, IBP)) of
+// the correct (or incorrect) results.
 func sortedRadii(results []Result, correct bool) []float64 {
 	var s []float64
 	for _, r := range results {
 		if r.Correct() == correct {
-			s = append(s, r.Radius)
+			s = append(s, r.CertifiedRadius())
 		}
 	}
 	slices.Sort(s)

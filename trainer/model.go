@@ -80,6 +80,14 @@ func NewModel(cfg Config) (Model, error) {
 	switch cfg.Arch {
 	case "", ArchGloro:
 		return newGloro(cfg)
+	case ArchLinfDist:
+		return newLinf(cfg)
+	case ArchSortNet:
+		m, err := newLinf(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &SortNetModel{m}, nil
 	}
-	return nil, fmt.Errorf("architecture %q: want %s", cfg.Arch, ArchGloro)
+	return nil, fmt.Errorf("architecture %q: want %s, %s or %s", cfg.Arch, ArchGloro, ArchLinfDist, ArchSortNet)
 }

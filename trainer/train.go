@@ -49,6 +49,7 @@ type Config struct {
 	Optimizer                       OptimizerConfig
 	Schedule                        string // the learning rate per step: "warmup-cosine", "cosine" or "multistep"
 	Augment                         AugmentConfig
+	Dist                            *DistConfig `json:"dist,omitempty"` // l_inf-dist Net and SortNet
 }
 
 // AugmentConfig is the architecture's training augmentation: a random crop

@@ -23,7 +23,8 @@ func runCertify(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "directory for radii.csv, report.json and the plots (required)")
 	n := fs.Int("n", 0, "images to certify (default: all)")
 	eps := fs.Float64("eps", 0, "radius (pixel units, in the model's norm) at which certified accuracy is reported (default: the model's, e.g. 36/255 for l2 models)")
-	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap")
+	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap (and SortNet recalibrates its running means on it)")
+	recal := fs.Int("recalibrate", 10000, "training images for SortNet's running-mean pass before certifying")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +56,16 @@ func runCertify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cert, err := tr.Model.Certify(x, labels, *eps)
+	var train *shards.Dataset
+	if *trainURL != "" {
+		if train, err = shards.Open(ctx, *trainURL, shards.S3ConfigFromEnv()); err != nil {
+			return fmt.Errorf("--train: %w", err)
+		}
+	}
+	if err := recalibrate(ctx, tr, train, *recal); err != nil {
+		return err
+	}
+	cert, err := certifyAll(tr.Model, x, labels, *eps)
 	if err != nil {
 		return err
 	}
@@ -74,21 +84,17 @@ func runCertify(ctx context.Context, args []string) error {
 		}
 		return file.Close()
 	}
-	radii := []float64{*eps / 2, *eps, 2 * *eps, 3 * *eps}
+	radii := reportRadii(cert.Norm, *eps)
 	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
 	for i, r := range radii {
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
-	if *trainURL != "" {
-		train, err := shards.Open(ctx, *trainURL, shards.S3ConfigFromEnv())
-		if err != nil {
-			return fmt.Errorf("--train: %w", err)
-		}
+	if train != nil {
 		tx, tl, err := load(ctx, train, *n, tr.Cfg.Channels)
 		if err != nil {
 			return err
 		}
-		tcert, err := tr.Model.Certify(tx, tl, *eps)
+		tcert, err := tr.Model.Certify(tx, tl, 0) // clean accuracy only: no interval bounds
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,9 @@ import (
 // at the model's eps, and the generalization gap (train minus test clean
 // accuracy, the paper's predictor of the benefit of generated data).
 func evaluate(ctx context.Context, tr *trainer.Trainer, real, test *shards.Dataset, n int, rec map[string]any) error {
+	if err := recalibrate(ctx, tr, real, n); err != nil {
+		return err
+	}
 	trainRes, err := certifyFirst(ctx, tr, real, n)
 	if err != nil {
 		return fmt.Errorf("evaluate on %s: %w", real, err)

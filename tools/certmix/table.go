@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func runTable(ctx context.Context, args []string) error {
 		cols := []string{"run", "clean"}
 		vals := []string{name, fmt.Sprintf("%.2f", 100*s.Clean)}
 		for i, e := range s.Eps {
-			cols = append(cols, fmt.Sprintf("cert. %.0f/255", e*255))
+			cols = append(cols, "cert. "+radiusLabel(e))
 			vals = append(vals, fmt.Sprintf("%.2f", 100*s.Certified[i]))
 		}
 		cols = append(cols, "gen. gap")
@@ -52,4 +53,13 @@ func runTable(ctx context.Context, args []string) error {
 	fmt.Println(header)
 	fmt.Println(strings.Join(rows, "\n"))
 	return nil
+}
+
+// radiusLabel writes a radius as k/255 when it is one (36/255, 8/255), else
+// as a decimal (0.1).
+func radiusLabel(e float64) string {
+	if k := math.Round(e * 255); math.Abs(e*255-k) < 1e-6 {
+		return fmt.Sprintf("%.0f/255", k)
+	}
+	return fmt.Sprintf("%.3g", e)
 }

@@ -47,6 +47,7 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.IntVar(&batch, "batch", 0, "batch size (default: the preset's)")
 	fs.Float64Var(&lr, "lr", 0, "peak learning rate (default: the preset's)")
 	fs.StringVar(&schedule, "schedule", "", "learning rate schedule: warmup-cosine, cosine or multistep (default: the preset's)")
+	epsTrain := fs.Float64("eps-train", 0, "l_inf models: the training margins' radius in pixel units (default: the preset's, e.g. 40/255 for linfdist)")
 	fs.Int64Var(&every, "checkpoint-every", 0, "steps between checkpoints (default: every epoch)")
 	fs.IntVar(&evalN, "eval", 1000, "images of the real training set and of the test set evaluated after each epoch")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the model's initialisation and of the sampler")
@@ -75,6 +76,9 @@ func runTrain(ctx context.Context, args []string) error {
 	}
 	if lr > 0 {
 		cfg.LR = lr
+	}
+	if *epsTrain > 0 && cfg.Dist != nil {
+		cfg.Dist.EpsTrain = *epsTrain
 	}
 	if schedule != "" {
 		cfg.Schedule = schedule

@@ -1,4 +1,5 @@
-// Package models assembles the paper's architectures from trainer/nn.
+// Package models assembles the paper's architectures from trainer/nn:
+// LiResNet (GloroNet's backbone) and DistNet (l_inf-dist Net and SortNet).
 package models
 
 import (

@@ -70,3 +70,42 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("OpenBLAS path allocates %v times per step", a)
 	}
 }
+
+// TestDistNoAllocs: after the first call (which sizes a masked layer's
+// compacted buffers), the distance layers' forward and backward passes,
+// masked or not, at finite p and p = inf, the sort units, the bounds and the
+// mean shift allocate nothing, on every kernel path.
+func TestDistNoAllocs(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		rng := newRNG(1200)
+		const in, out, n = 40, 35, 9
+		l := NewLpDist("d", in, out, n, rng)
+		s := NewMeanShift(out)
+		m := NewInputMask(in, n, 4)
+		m.Draw(rng, n, 0.7)
+		x, y, z := randF32(rng, n*in), make([]float32, n*out), make([]float32, n*out)
+		dx, dy := make([]float32, n*in), randF32(rng, n*out)
+		lo, hi := make([]float32, n*in), make([]float32, n*in)
+		step := func() {
+			for _, mask := range []*InputMask{nil, m} {
+				for _, p := range []float64{8, math.Inf(1)} {
+					l.P, l.Mask = p, mask
+					l.Forward(y, x, n)
+					s.Forward(z, y, n, true)
+					s.Backward(dy, dy, n)
+					l.Backward(dx, dy, x, y, n)
+				}
+			}
+			l.Mask = nil
+			l.SortForward(y, x, n, 0.85, 10)
+			l.SortForwardTracked(y, x, n, 0.85, 10)
+			l.InputGrad(dx, dy, x, n)
+			l.Bounds(y, z, lo, hi, n)
+			l.SortBounds(y, z, lo, hi, n, 0.85, 10)
+		}
+		step()
+		if a := testing.AllocsPerRun(3, step); a != 0 {
+			t.Errorf("%v allocations per step", a)
+		}
+	})
+}

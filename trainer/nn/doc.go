@@ -1,5 +1,8 @@
-// Package nn is the compute core of the LiResNet/GloroNet models: a few explicit
-// layers with Forward and Backward side by side, in the manner of llm.c.
+// Package nn is the compute core of the paper's models: a few explicit layers
+// with Forward and Backward side by side, in the manner of llm.c: convolutions,
+// linear layers, MinMax and power iteration for LiResNet/GloroNet; the
+// l_p-distance layer (LpDist: finite p, l_inf with arg-max, sort units, input
+// masks, interval bounds) and MeanShift for l_inf-dist Net and SortNet.
 //
 // Conventions shared by every layer:
 //   - float32 throughout; activations are flat []float32 slices in NCHW order
@@ -44,4 +47,15 @@
 //     equals the whole: TestGemmBackendsAgree, TestSplitProduct. Speed: BenchmarkSgemm,
 //     BenchmarkConvBlock (a LiResNet block conv, batch 256), BenchmarkWinograd (the
 //     same conv by im2col and by Winograd), BenchmarkIm2col.
+//   - The distance layers run on internal/distk's tile kernels: AVX-512 assembly
+//     generated with avo (go generate ./trainer/nn/internal/distk) where the CPU
+//     has AVX-512F and BMI2, pure Go otherwise, bit for bit the same results on
+//     awkward sizes (distk.TestKernelsAgree), split across all cores by panels
+//     of 32 units (the split never changes a result). DistKernels names the path.
+//   - LpDist at p = inf is the max, finite p approaches it from above, gradients
+//     at p = 8 equal finite differences, p = inf's is one-hot at the arg-max; sort
+//     units with q = 1 equal l_inf units; sort weights sum to 1; masked units are
+//     distances over their group's subset; interval bounds contain the float32
+//     forward of random points of the box, corners included: lpdist_test.go.
+//     Speed: BenchmarkLpDist (B=128, 1024x1024, G |x - w| per second).
 package nn

@@ -1,0 +1,459 @@
+package trainer
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"certmix/certifier"
+	"certmix/shards"
+)
+
+// TestLinfLossGrad: the hinge and mixture losses' gradients (logits and
+// scalar) equal central finite differences.
+func TestLinfLossGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	const n, C, eps = 6, 5, 0.3
+	g := make([]float32, n*C)
+	for i := range g {
+		g[i] = float32(rng.NormFloat64() * 0.4)
+	}
+	labels := []int{0, 1, 2, 3, 4, 0}
+	dg := make([]float32, n*C)
+	scratch := make([]float32, n*C)
+	for _, loss := range []string{"hinge", "mixture"} {
+		const s, lambda = 1.7, 0.3
+		eval := func(g []float32, s float64) float64 {
+			if loss == "hinge" {
+				return LinfHinge(g, labels, C, eps, 0.25, scratch)
+			}
+			l, _ := LinfMixture(g, labels, C, eps, lambda, s, scratch)
+			return l
+		}
+		var ds float64
+		if loss == "hinge" {
+			LinfHinge(g, labels, C, eps, 0.25, dg)
+		} else {
+			_, ds = LinfMixture(g, labels, C, eps, lambda, s, dg)
+		}
+		const h = 1e-3
+		for i := range g {
+			g0 := g[i]
+			g[i] = g0 + h
+			lp := eval(g, s)
+			g[i] = g0 - h
+			lm := eval(g, s)
+			g[i] = g0
+			num := (lp - lm) / (2 * float64(float32(g0+h)-float32(g0-h)) / 2)
+			if math.Abs(num-float64(dg[i])) > 1e-3+1e-2*math.Abs(num) {
+				t.Errorf("%s: dL/dg[%d] = %v, finite difference %v", loss, i, dg[i], num)
+			}
+		}
+		if loss == "mixture" {
+			num := (eval(g, s+1e-4) - eval(g, s-1e-4)) / 2e-4
+			if math.Abs(num-ds) > 1e-4+1e-3*math.Abs(num) {
+				t.Errorf("dL/ds = %v, finite difference %v", ds, num)
+			}
+		}
+	}
+}
+
+// TestPSchedule: p is p_start until the ramp, p_end^r·p_start^(1-r) on it,
+// inf after (spec 2.4); lambda follows r.
+func TestPSchedule(t *testing.T) {
+	at := func(step int64) Progress { return Progress{Step: step, Total: 1000, StepsPerEpoch: 10} }
+	tests := []struct {
+		step  int64
+		p, r  float64
+		isInf bool
+	}{
+		{1, 8, 0, false}, {101, 8, 0, false}, {426, 8 * math.Pow(125, 0.5), 0.5, false}, {750, 8 * math.Pow(125, 649.0/650), 649.0 / 650, false},
+		{751, 0, 1, true}, {1000, 0, 1, true},
+	}
+	for _, tc := range tests {
+		p, r := PSchedule(at(tc.step), 8, 1000, 0.1, 0.75)
+		if math.Abs(r-tc.r) > 1e-12 || (tc.isInf != math.IsInf(p, 1)) || (!tc.isInf && math.Abs(p-tc.p) > 1e-9*tc.p) {
+			t.Errorf("step %d: p %v, r %v; want %v, %v", tc.step, p, r, tc.p, tc.r)
+		}
+	}
+	if p, _ := PSchedule(at(1000), 8, 50, 0.1, 0.75); p != 50 {
+		t.Errorf("p_end 50 < 100 stays finite: %v", p)
+	}
+	if l0, l1 := LambdaSchedule(0.2, 0.002, 0), LambdaSchedule(0.2, 0.002, 1); l0 != 0.2 || math.Abs(l1-0.002) > 1e-15 {
+		t.Errorf("lambda %v .. %v", l0, l1)
+	}
+}
+
+// tinyDist is a CPU-sized l_inf-dist Net or SortNet for tests: 1x32x32
+// inputs, depth 3, width 24, two classes, p rising to inf over the first
+// half of total steps.
+func tinyDist(t *testing.T, arch string, total int64) (*Trainer, Config) {
+	t.Helper()
+	name := "linfdist"
+	if arch == ArchSortNet {
+		name = "sortnet"
+	}
+	cfg, err := Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Depth, cfg.Width, cfg.Classes, cfg.Channels, cfg.Batch = 3, 24, 2, 1, 64
+	cfg.Epochs, cfg.StepsPerEpoch, cfg.LR, cfg.Seed = total/10, 10, 0.02, 7
+	cfg.Dist.PRampStart, cfg.Dist.PRampEnd = 0.1, 0.5
+	cfg.Dist.EpsTrain = 0.1
+	if arch == ArchSortNet {
+		cfg.Dist.KeepProb, cfg.Dist.Group = 0.8, 16
+	}
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, cfg
+}
+
+// blobs draws n two-class images: class 0 around 0.3, class 1 around 0.7,
+// each pixel ±0.15 uniform, in the trainer's uint8 NHWC layout.
+func blobs(rng *rand.Rand, n int) ([]byte, []int16) {
+	img, lab := make([]byte, n*1024), make([]int16, n)
+	for i := range n {
+		lab[i] = int16(rng.IntN(2))
+		c := 0.3 + 0.4*float64(lab[i])
+		for k := range 1024 {
+			img[i*1024+k] = byte(255 * (c + 0.3*(rng.Float64()-0.5)))
+		}
+	}
+	return img, lab
+}
+
+func toInputs(t *testing.T, img []byte, lab []int16) ([]float32, []int) {
+	n := len(lab)
+	x := make([]float32, n*1024)
+	if err := ToInput(x, img, n, 32, 32, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	labels := make([]int, n)
+	for i, l := range lab {
+		labels[i] = int(l)
+	}
+	return x, labels
+}
+
+// trainTiny trains tinyDist for total steps on blobs.
+func trainTiny(t *testing.T, arch string, total int64) *Trainer {
+	tr, _ := tinyDist(t, arch, total)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for range total {
+		img, lab := blobs(rng, 64)
+		if _, err := tr.TrainStep(Batch{Images: img, Labels: lab, Height: 32, Width: 32, Chan: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
+}
+
+// TestLinfCertificatesSound trains tiny l_inf-dist Nets and SortNets and
+// attacks their certificates with a 50-step l_inf PGD with restarts: no
+// prediction certified by interval bounds at eps changes within eps, and
+// none certified by the Lipschitz radius changes within 0.99 of it. The
+// attack is not toothless: at 0.45 it flips most predictions.
+func TestLinfCertificatesSound(t *testing.T) {
+	for _, arch := range []string{ArchLinfDist, ArchSortNet} {
+		t.Run(arch, func(t *testing.T) {
+			tr := trainTiny(t, arch, 60)
+			if r, ok := tr.Model.(Recalibrator); ok {
+				img, lab := blobs(rand.New(rand.NewPCG(5, 5)), 256)
+				x, _ := toInputs(t, img, lab)
+				if err := r.Recalibrate(x, 256); err != nil {
+					t.Fatal(err)
+				}
+			}
+			img, lab := blobs(rand.New(rand.NewPCG(4, 4)), 200)
+			x, labels := toInputs(t, img, lab)
+			const eps = 8.0 / 255
+			cert, err := tr.Model.Certify(x, labels, eps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cert.Norm != "linf" {
+				t.Fatalf("norm %q", cert.Norm)
+			}
+			var ibp, lip int
+			ibpRadii, lipRadii := make([]float64, len(labels)), make([]float64, len(labels))
+			for i, r := range cert.Results {
+				if r.IBP > 0 {
+					ibp++
+					ibpRadii[i] = r.IBP
+				}
+				if r.Radius > 0 {
+					lip++
+					lipRadii[i] = 0.99 * r.Radius
+				}
+			}
+			t.Logf("clean %.3f, certified by intervals at 8/255: %d, Lipschitz radius > 0: %d of %d (certified accuracy %.3f)",
+				certifier.CleanAccuracy(cert.Results), ibp, lip, len(labels), certifier.CertifiedAccuracy(cert.Results, eps))
+			if ibp < len(labels)/2 {
+				t.Fatalf("only %d of %d certified: the tiny model did not train", ibp, len(labels))
+			}
+			opts := certifier.PGDOptions{Norm: "linf", Steps: 50, Restarts: 4, Seed: 9}
+			for what, radii := range map[string][]float64{"interval": ibpRadii, "Lipschitz": lipRadii} {
+				att, err := certifier.PGD(tr.Model, x, radii, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, a := range att {
+					if a.Clean != cert.Results[i].Prediction {
+						t.Fatalf("image %d: the attack's clean prediction %d, the certificate's %d", i, a.Clean, cert.Results[i].Prediction)
+					}
+					if a.Success {
+						t.Errorf("%s certificate of image %d broken at %v: prediction %d -> %d", what, i, radii[i], a.Clean, a.Prediction)
+					}
+				}
+			}
+			far := make([]float64, len(labels))
+			for i := range far {
+				far[i] = 0.45
+			}
+			att, err := certifier.PGD(tr.Model, x, far, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flips := 0
+			for _, a := range att {
+				if a.Success {
+					flips++
+				}
+			}
+			if flips < len(labels)/2 {
+				t.Errorf("the attack flips only %d of %d predictions at 0.45", flips, len(labels))
+			}
+		})
+	}
+}
+
+// TestLinfInputGradient: the evaluation-mode input gradient equals the
+// directional finite differences of the logits (the network is piecewise
+// linear at p = inf, so they agree away from kinks).
+func TestLinfInputGradient(t *testing.T) {
+	for _, arch := range []string{ArchLinfDist, ArchSortNet} {
+		tr := trainTiny(t, arch, 5)
+		m := tr.Model
+		rng := rand.New(rand.NewPCG(6, 6))
+		img, lab := blobs(rng, 4)
+		x, _ := toInputs(t, img, lab)
+		d, C := m.InputSize(), m.Classes()
+		dl := []float32{1, -0.5, 0.3, 2, -1, 1, 0.25, -0.75}
+		dx := make([]float32, len(x))
+		if err := m.InputGradient(dx, x, dl, 4); err != nil {
+			t.Fatal(err)
+		}
+		for trial := range 5 {
+			v := make([]float32, len(x))
+			for k := range v {
+				v[k] = float32(rng.NormFloat64())
+			}
+			f := func(h float32) float64 {
+				xp := make([]float32, len(x))
+				for k := range x {
+					xp[k] = x[k] + h*v[k]
+				}
+				y := make([]float32, 4*C)
+				if err := m.Logits(y, xp, 4); err != nil {
+					t.Fatal(err)
+				}
+				var s float64
+				for k := range y {
+					s += float64(dl[k]) * float64(y[k])
+				}
+				return s
+			}
+			const h = 1e-4
+			num := (f(h) - f(-h)) / (2 * h)
+			var an float64
+			for k := range dx[:4*d] {
+				an += float64(dx[k]) * float64(v[k])
+			}
+			if math.Abs(num-an) > 2e-2*(1+math.Abs(num)) {
+				t.Errorf("%s trial %d: <grad, v> = %v, finite difference %v", arch, trial, an, num)
+			}
+		}
+	}
+}
+
+// TestLinfStepsDeterministic: the same step of two models of one seed gives
+// the same loss and gradients (SortNet's subsets come from the step's seed,
+// so a resumed run draws them again), and another step draws other subsets.
+func TestLinfStepsDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	img, lab := blobs(rng, 64)
+	x, labels := toInputs(t, img, lab)
+	a, cfg := tinyDist(t, ArchSortNet, 40)
+	b, _ := tinyDist(t, ArchSortNet, 40)
+	at := Progress{Step: 3, Total: 40, StepsPerEpoch: 10, Seed: cfg.Seed}
+	ra, err := a.Model.Loss(x, labels, 64, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := b.Model.Loss(x, labels, 64, at)
+	if ra.Loss != rb.Loss {
+		t.Fatalf("losses %v and %v", ra.Loss, rb.Loss)
+	}
+	for i, p := range a.Model.Params() {
+		q := b.Model.Params()[i]
+		for k := range p.G {
+			if p.G[k] != q.G[k] {
+				t.Fatalf("%s: gradients differ", p.Name)
+			}
+		}
+	}
+	ZeroGrad(b.Model.Params())
+	at.Step = 4
+	rc, _ := b.Model.Loss(x, labels, 64, at)
+	if rc.Loss == ra.Loss {
+		t.Error("steps 3 and 4 drew the same subsets")
+	}
+}
+
+// BenchmarkLinfTrainStep times one training step (forward, loss, backward,
+// optimiser) of a 5-layer width-1024 l_inf-dist Net on 32x32x1 inputs (1024
+// values: every hidden layer is 1024x1024) at batch 512, at p = 8 (most of
+// a run) and at p = inf (its end), and reports images/s.
+func BenchmarkLinfTrainStep(b *testing.B) {
+	for _, phase := range []struct {
+		name string
+		step int64
+	}{{"p8", 1}, {"pinf", 1000}} {
+		b.Run(phase.name, func(b *testing.B) {
+			cfg, _ := Preset("linfdist")
+			cfg.Depth, cfg.Width, cfg.Channels, cfg.Batch = 5, 1024, 1, 512
+			cfg.Epochs, cfg.StepsPerEpoch = 1, 1000
+			tr, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr.Step = phase.step - 1
+			img, lab := blobs(rand.New(rand.NewPCG(1, 1)), 512)
+			batch := Batch{Images: img, Labels: lab, Height: 32, Width: 32, Chan: 1}
+			for b.Loop() {
+				tr.Step = phase.step - 1
+				if _, err := tr.TrainStep(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(512*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}
+
+// TestSortNetRecalibrate: the recalibrated running mean is the average of
+// the batch means of the evaluation units' outputs (spec 3.5), checked on
+// the first layer over two and a half batches.
+func TestSortNetRecalibrate(t *testing.T) {
+	tr, cfg := tinyDist(t, ArchSortNet, 10)
+	m := tr.Model.(*SortNetModel)
+	img, lab := blobs(rand.New(rand.NewPCG(2, 2)), 160) // batches of 64, 64, 32
+	x, _ := toInputs(t, img, lab)
+	if err := m.Recalibrate(x, 160); err != nil {
+		t.Fatal(err)
+	}
+	net := m.Net
+	d := net.InputSize()
+	xn, d0 := make([]float32, 64*d), make([]float32, 64*cfg.Width)
+	want := make([]float64, cfg.Width)
+	batches := 0
+	for lo := 0; lo < 160; lo += 64 {
+		rows := min(64, 160-lo)
+		net.Normalize(xn, x[lo*d:], rows)
+		net.Layers[0].Forward(d0, xn, rows)
+		for j := range want {
+			var s float64
+			for b := range rows {
+				s += float64(d0[b*cfg.Width+j])
+			}
+			want[j] += s / float64(rows)
+		}
+		batches++
+	}
+	for j, v := range net.Shifts[0].Running {
+		if w := want[j] / float64(batches); math.Abs(float64(v)-w) > 1e-5*(1+math.Abs(w)) {
+			t.Fatalf("unit %d: running mean %v, want the average of batch means %v", j, v, w)
+		}
+	}
+}
+
+// TestLinfResumeEqualsUninterrupted: l_inf-dist Net and SortNet runs
+// stopped at a checkpoint and resumed have the loss curve, the weights and
+// the running means of runs that never stopped (SortNet's subsets come from
+// the step's seed; the running means are checkpointed buffers).
+func TestLinfResumeEqualsUninterrupted(t *testing.T) {
+	ctx := context.Background()
+	for _, arch := range []string{ArchLinfDist, ArchSortNet} {
+		t.Run(arch, func(t *testing.T) {
+			cfgOf := func() Config {
+				_, cfg := tinyDist(t, arch, 30)
+				cfg.Batch, cfg.Width = 16, 8
+				if cfg.Dist.Group > 0 {
+					cfg.Dist.Group = 8
+				}
+				return cfg
+			}
+			full, _ := New(cfgOf())
+			want := run(t, full, &toyBatches{n: 16}, 30)
+			first, _ := New(cfgOf())
+			data := &toyBatches{n: 16}
+			got := run(t, first, data, 12)
+			store, _ := shards.NewLocal(t.TempDir())
+			if err := first.Save(ctx, store, "ckpt.safetensors", data.State()); err != nil {
+				t.Fatal(err)
+			}
+			ck, err := ReadCheckpoint(ctx, store, "ckpt.safetensors")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resumed, _, err := Load(ck)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, run(t, resumed, &toyBatches{step: data.step, n: 16}, 18)...)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("step %d: loss %v after resume, %v uninterrupted", i+1, got[i], want[i])
+				}
+			}
+			for i, p := range resumed.Model.Params() {
+				if !slices.Equal(p.W, full.Model.Params()[i].W) {
+					t.Fatalf("%s differs after resume", p.Name)
+				}
+			}
+			for i, b := range resumed.Model.Buffers() {
+				if !slices.Equal(b.Data, full.Model.Buffers()[i].Data) {
+					t.Fatalf("%s differs after resume", b.Name)
+				}
+			}
+		})
+	}
+}
+
+// TestLinfPresets: every l_inf preset builds at a small size and takes a
+// finite training step.
+func TestLinfPresets(t *testing.T) {
+	for _, name := range Presets() {
+		cfg, _ := Preset(name)
+		if cfg.Dist == nil {
+			continue
+		}
+		cfg.Depth, cfg.Width, cfg.Classes, cfg.Channels, cfg.Batch = 3, 16, 2, 1, 16
+		cfg.Epochs, cfg.StepsPerEpoch = 1, 10
+		if cfg.Dist.Group > 0 {
+			cfg.Dist.Group = 8
+		}
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := tr.TrainStep(toyBatch(1, 16, 1)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
