@@ -2,7 +2,7 @@ package nn
 
 import (
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/cblas64"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // A CGemmer computes C ← alpha·op(A)·op(B) + beta·C on row-major complex64
@@ -17,9 +17,11 @@ type CGemmer interface {
 		b []complex64, ldb int, beta complex64, c []complex64, ldc int)
 }
 
-// cgemmer is the override set by SetCGemmer; nil means cblas64.Implementation(),
-// which is OpenBLAS when built with cgo (gemm_cgo.go) and pure Go otherwise.
+// cgemmer is the override set by SetCGemmer; nil means defaultCGemmer:
+// OpenBLAS when built with cgo (cgemm_cgo.go), gonum's pure Go otherwise.
 var cgemmer CGemmer
+
+var defaultCGemmer CGemmer = gonum.Implementation{}
 
 // SetCGemmer makes g the implementation behind Cgemm and returns the previous
 // override (nil for the default); SetCGemmer(nil) restores the default. Like
@@ -39,7 +41,7 @@ func Cgemm(tA, tB blas.Transpose, m, n, k int, alpha complex64, a []complex64, l
 	}
 	g := cgemmer
 	if g == nil {
-		g = cblas64.Implementation()
+		g = defaultCGemmer
 	}
 	g.Cgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

@@ -14,12 +14,10 @@ import "C"
 
 import (
 	"gonum.org/v1/gonum/blas/blas32"
-	"gonum.org/v1/gonum/blas/cblas64"
 	"gonum.org/v1/netlib/blas/netlib"
 )
 
 func init() {
 	blas32.Use(netlib.Implementation{})
-	cblas64.Use(netlib.Implementation{})
 	defaultBackend = "openblas"
 }

@@ -339,3 +339,24 @@ func TestLOTLipschitzBound(t *testing.T) {
 		t.Errorf("bound of a 3-Lipschitz layer: %g", b)
 	}
 }
+
+// TestLOTNoAllocs: after the first training step (which allocates the
+// Newton–Schulz stash), a training Forward and Backward and an evaluation
+// Forward allocate nothing.
+func TestLOTNoAllocs(t *testing.T) {
+	const n = 3
+	rng := newRNG(2400)
+	l := NewLOT("l", 4, 8, 3, 2, 6, n, 10, rng)
+	x, dy := randF32(rng, n*l.InLen()), randF32(rng, n*l.OutLen())
+	y, dx := make([]float32, len(dy)), make([]float32, len(x))
+	step := func() {
+		l.Forward(y, x, n, true)
+		l.Backward(dx, dy, n)
+		l.Forward(y, x, n, false)
+		l.Backward(dx, dy, n)
+	}
+	step()
+	if a := testing.AllocsPerRun(5, step); a != 0 {
+		t.Errorf("with the %s backend: %v allocations per step", GemmBackend(), a)
+	}
+}
