@@ -27,3 +27,23 @@ func TestSchedules(t *testing.T) {
 		}
 	}
 }
+
+// TestLearningRates checks each schedule at its breakpoints: the cosine of
+// the l_inf models (0-based iterations, as the authors' per-iteration
+// schedule) and LOT's multistep with milestones at ⌊T/2⌋ and ⌊3T/4⌋.
+func TestLearningRates(t *testing.T) {
+	cfg := Config{LR: 0.1, Epochs: 3, StepsPerEpoch: 5} // T = 15 steps
+	for _, tc := range []struct {
+		schedule string
+		i        int64
+		want     float64
+	}{
+		{"cosine", 1, 0.1}, {"cosine", 8, 0.05 * (1 + math.Cos(math.Pi*7/15))}, {"cosine", 15, 0.05 * (1 + math.Cos(math.Pi*14/15))},
+		{"multistep", 1, 0.1}, {"multistep", 7, 0.1}, {"multistep", 8, 0.01}, {"multistep", 11, 0.01}, {"multistep", 12, 0.001}, {"multistep", 15, 0.001},
+	} {
+		cfg.Schedule = tc.schedule
+		if got := LearningRate(cfg, tc.i); math.Abs(got-tc.want) > 1e-15 {
+			t.Errorf("%s at step %d: %g, want %g", tc.schedule, tc.i, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Package trainer trains the paper's certifiably robust architectures on
-// mixed batches: the model (trainer/models on the trainer/nn core), the
-// loss, the optimiser and its schedules, checkpoints and the loop.
+// mixed batches: each architecture as a Model (network from trainer/models
+// on the trainer/nn core, with its loss and certificate), the optimisers
+// and their schedules, checkpoints and the step.
 package trainer
 
 import (
@@ -8,12 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
 	"certmix/shards"
-	"certmix/trainer/models"
 )
 
 // Batch is a batch of training images as the trainer consumes it.
@@ -31,71 +30,68 @@ type Batches interface {
 	State() json.RawMessage
 }
 
-// Config is a GloroNet training run (spec 5.4-5.5).
+// Config is a training run: the architecture and its size, the data's
+// shape, the optimiser and its schedule, and the certification radius.
+// Presets fill it with the paper's values (Preset).
 type Config struct {
+	Arch                            string // "gloro" (the default when empty)
 	Depth, Width, Classes, Channels int
 	Batch                           int
 	Epochs                          int64
 	StepsPerEpoch                   int64
-	LR, WeightDecay, Clip           float64
+	LR, WeightDecay                 float64
+	Clip                            float64 // gradient norm clipping (0: none)
 	WarmupEpochs                    int64
-	Eps                             float64 // the certification radius; training ramps to 1.5 of it
-	PowerIters                      int     // per step (10)
+	Eps                             float64 // the certification radius in pixel units
+	PowerIters                      int     // GloroNet: power iterations per step (10)
 	Seed                            uint64
 	CheckpointEvery                 int64 // steps between checkpoints (0: only at the end)
+	Optimizer                       OptimizerConfig
+	Schedule                        string // the learning rate per step: "warmup-cosine", "cosine" or "multistep"
+	Augment                         AugmentConfig
 }
 
-// Preset returns the paper's GloroNet configuration by name: gloro-xs
-// (L6W128), gloro-s (L12W128), gloro-m (L18W128), gloro-l (L18W256).
-func Preset(name string) (Config, error) {
-	c := Config{Classes: 10, Channels: 3, Batch: 256, Epochs: 800, LR: 1e-3, WeightDecay: 1e-4, Clip: 3,
-		WarmupEpochs: 20, Eps: 36.0 / 255, PowerIters: 10}
-	switch name {
-	case "gloro-xs":
-		c.Depth, c.Width = 6, 128
-	case "gloro-s":
-		c.Depth, c.Width = 12, 128
-	case "gloro-m":
-		c.Depth, c.Width = 18, 128
-	case "gloro-l":
-		c.Depth, c.Width = 18, 256
-	default:
-		return c, fmt.Errorf("preset %q: want gloro-xs, gloro-s, gloro-m or gloro-l", name)
-	}
-	return c, nil
+// AugmentConfig is the architecture's training augmentation: a random crop
+// of the padded image and a horizontal flip (spec 6.4).
+type AugmentConfig struct {
+	Pad  int  // padding before the crop
+	Edge bool // pad by repeating the edge (l_inf-dist Net, SortNet), else with zeros
 }
 
 // Trainer holds a model, its optimiser and where training stands.
 type Trainer struct {
 	Cfg   Config
-	Model *models.LiResNet
-	Opt   *AdamW
+	Model Model
+	Opt   Optimizer
 	Step  int64   // steps taken
 	Best  float64 // best certified test accuracy so far (-1: none yet), kept across resumes
 	x     []float32
-	dLog  []float32
-	dHat  []float32
 	label []int
 }
 
 // New builds a freshly initialised model from cfg.Seed.
 func New(cfg Config) (*Trainer, error) {
-	m, err := models.NewLiResNet(cfg.Depth, cfg.Width, cfg.Classes, cfg.Channels, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, 0x676c6f72)))
+	m, err := NewModel(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Trainer{Cfg: cfg, Model: m, Opt: NewAdamW(m.Params(), cfg.WeightDecay), Best: -1,
-		x: make([]float32, cfg.Batch*cfg.Channels*1024), dLog: make([]float32, cfg.Batch*cfg.Classes),
-		dHat: make([]float32, cfg.Classes*models.Features), label: make([]int, cfg.Batch)}, nil
+	opt, err := NewOptimizer(cfg.Optimizer, m.Params(), cfg.WeightDecay)
+	if err != nil {
+		return nil, err
+	}
+	return &Trainer{Cfg: cfg, Model: m, Opt: opt, Best: -1,
+		x: make([]float32, cfg.Batch*m.InputSize()), label: make([]int, cfg.Batch)}, nil
 }
 
 // StepResult is what one training step reports.
 type StepResult struct {
-	Loss, K, LR, Eps, GradNorm float64
+	Loss, LR, GradNorm float64
+	Values             map[string]float64 // the model's own, e.g. the Lipschitz bound
 }
 
-// TrainStep takes one step on b: power iterations (tracked), forward, EMMA
-// loss, backward through the network and the iterations, clipping, AdamW.
+// TrainStep takes one step on b: the model's loss and gradients, clipping
+// when configured, and the optimiser's update. A step whose loss or
+// gradient is not finite is refused before it changes anything.
 func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	c := t.Cfg
 	n := len(b.Labels)
@@ -108,26 +104,26 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	for i, l := range b.Labels {
 		t.label[i] = int(l)
 	}
-	t.Step++
+	step := t.Step + 1
 	total := c.Epochs * c.StepsPerEpoch
-	r := StepResult{LR: WarmupCosine(c.LR, t.Step, c.WarmupEpochs*c.StepsPerEpoch, total),
-		Eps: EpsRamp(c.Eps, (t.Step-1)/max(c.StepsPerEpoch, 1), c.Epochs)}
-	m := t.Model
-	params := m.Params()
+	r := StepResult{LR: LearningRate(c, step)}
+	params := t.Model.Params()
 	ZeroGrad(params)
-	r.K = m.SubLipschitz(c.PowerIters, true)
-	logits := m.Forward(t.x, n)
-	clear(t.dHat)
-	var dK float64
-	r.Loss, dK = EMMA(logits, t.label[:n], m.HeadRows(), c.Classes, models.Features, r.K, r.Eps, t.dLog[:n*c.Classes], t.dHat)
-	m.Backward(t.dLog[:n*c.Classes], t.dHat, n)
-	m.BackwardLipschitz(dK, r.K)
-	r.GradNorm = ClipGradNorm(params, c.Clip)
-	if bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }; bad(r.Loss) || bad(r.GradNorm) {
-		t.Step--
-		return r, fmt.Errorf("step %d: loss %v, gradient norm %v: not applied", t.Step+1, r.Loss, r.GradNorm)
+	rep, err := t.Model.Loss(t.x, t.label[:n], n, Progress{Step: step, Total: total, StepsPerEpoch: c.StepsPerEpoch, Seed: c.Seed})
+	if err != nil {
+		return r, fmt.Errorf("step %d: %w", step, err)
 	}
-	t.Opt.Update(params, r.LR)
+	r.Loss, r.Values = rep.Loss, rep.Values
+	if c.Clip > 0 {
+		r.GradNorm = ClipGradNorm(params, c.Clip)
+	} else {
+		r.GradNorm = GradNorm(params)
+	}
+	if bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }; bad(r.Loss) || bad(r.GradNorm) {
+		return r, fmt.Errorf("step %d: loss %v, gradient norm %v: not applied", step, r.Loss, r.GradNorm)
+	}
+	t.Opt.Update(params, r.LR, step)
+	t.Step = step
 	return r, nil
 }
 
@@ -154,23 +150,22 @@ func ToInput(dst []float32, images []byte, n, h, w, c, channels int) error {
 	return nil
 }
 
-// Save writes a checkpoint: the weights, AdamW's moments, the power
-// vectors, the step, the configuration and the batches' state.
+// Save writes a checkpoint: the weights, the optimiser's state, the
+// model's buffers, the step, the configuration and the batches' state.
 func (t *Trainer) Save(ctx context.Context, store shards.Store, name string, data json.RawMessage) error {
 	ck := &Checkpoint{Tensors: map[string]Tensor{}, Meta: map[string]string{}}
-	m := t.Model
-	for i, p := range m.Params() {
+	for _, p := range t.Model.Params() {
 		ck.Tensors["model/"+p.Name] = Tensor{Shape: p.Shape, Data: p.W}
-		ck.Tensors["adam_m/"+p.Name] = Tensor{Shape: p.Shape, Data: t.Opt.M[i]}
-		ck.Tensors["adam_v/"+p.Name] = Tensor{Shape: p.Shape, Data: t.Opt.V[i]}
 	}
-	for i, pi := range m.PowerIterations() {
-		ck.Tensors[fmt.Sprintf("power/%d", i)] = Tensor{Shape: []int{len(pi.V)}, Data: pi.V}
+	for _, b := range t.Opt.Buffers() {
+		ck.Tensors["optim/"+b.Name] = Tensor{Shape: []int{len(b.Data)}, Data: b.Data}
+	}
+	for _, b := range t.Model.Buffers() {
+		ck.Tensors["buffer/"+b.Name] = Tensor{Shape: []int{len(b.Data)}, Data: b.Data}
 	}
 	cfg, _ := json.Marshal(t.Cfg)
 	ck.Meta["config"] = string(cfg)
 	ck.Meta["step"] = strconv.FormatInt(t.Step, 10)
-	ck.Meta["adam_step"] = strconv.FormatInt(t.Opt.Step, 10)
 	ck.Meta["best_certified"] = strconv.FormatFloat(t.Best, 'g', -1, 64)
 	ck.Meta["sampler"] = string(data)
 	ck.Meta["saved"] = time.Now().UTC().Format(time.RFC3339)
@@ -195,23 +190,23 @@ func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
 		copy(dst, tn.Data)
 		return nil
 	}
-	for i, p := range t.Model.Params() {
-		for _, e := range []error{set("model/"+p.Name, p.W), set("adam_m/"+p.Name, t.Opt.M[i]), set("adam_v/"+p.Name, t.Opt.V[i])} {
-			if e != nil {
-				return nil, nil, e
-			}
-		}
-	}
-	for i, pi := range t.Model.PowerIterations() {
-		if err := set(fmt.Sprintf("power/%d", i), pi.V); err != nil {
+	for _, p := range t.Model.Params() {
+		if err := set("model/"+p.Name, p.W); err != nil {
 			return nil, nil, err
 		}
 	}
-	if t.Step, err = strconv.ParseInt(ck.Meta["step"], 10, 64); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint step: %w", ErrCheckpoint)
+	for _, b := range t.Opt.Buffers() {
+		if err := set("optim/"+b.Name, b.Data); err != nil {
+			return nil, nil, err
+		}
 	}
-	if t.Opt.Step, err = strconv.ParseInt(ck.Meta["adam_step"], 10, 64); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint adam step: %w", ErrCheckpoint)
+	for _, b := range t.Model.Buffers() {
+		if err := set("buffer/"+b.Name, b.Data); err != nil {
+			return nil, nil, err
+		}
+	}
+	if t.Step, err = strconv.ParseInt(ck.Meta["step"], 10, 64); err != nil || t.Step < 0 {
+		return nil, nil, fmt.Errorf("checkpoint step %q: %w", ck.Meta["step"], ErrCheckpoint)
 	}
 	if b, ok := ck.Meta["best_certified"]; ok {
 		if t.Best, err = strconv.ParseFloat(b, 64); err != nil {

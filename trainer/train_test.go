@@ -8,6 +8,7 @@ import (
 
 	"certmix/certifier"
 	"certmix/shards"
+	"certmix/trainer/nn"
 )
 
 // toyBatches makes batch s from the step alone: two classes, images whose
@@ -116,7 +117,8 @@ func TestCertificatesSurviveAttacks(t *testing.T) {
 	for i, l := range test.Labels {
 		labels[i] = int(l)
 	}
-	res, k, err := Certify(tr.Model, x, labels, 500)
+	cert, err := tr.Model.Certify(x, labels, cfg.Eps)
+	res, k := cert.Results, cert.K
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,18 +131,18 @@ func TestCertificatesSurviveAttacks(t *testing.T) {
 	if certified < 8 {
 		t.Fatalf("only %d of 16 test points certified at any radius: the toy model did not learn", certified)
 	}
-	broken, err := certifier.CheckCertificates(Classifier(tr.Model), x, res, 0.99, certifier.PGDOptions{Steps: 100, Restarts: 3, Seed: 1})
+	broken, err := certifier.CheckCertificates(tr.Model, x, res, 0.99, certifier.PGDOptions{Steps: 100, Restarts: 3, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(broken) > 0 {
 		t.Fatalf("PGD broke the certificates of images %v", broken)
 	}
-	g, err := certifier.NewGloRo(k, tr.Model.HeadRows(), 2)
+	g, err := certifier.NewGloRo(k, tr.Model.(*Gloro).Net.HeadRows(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe, err := certifier.LipschitzProbe(Classifier(tr.Model), x, 16, g.MarginLipschitz, certifier.ProbeOptions{})
+	probe, err := certifier.LipschitzProbe(tr.Model, x, 16, g.MarginLipschitz, certifier.ProbeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestEvaluationDoesNotChangeTraining(t *testing.T) {
 	test := toyBatch(5000, 16, 9)
 	x := make([]float32, 16*1024)
 	ToInput(x, test.Images, 16, 32, 32, 1, 1)
-	if _, _, err := Certify(evaluated.Model, x, make([]int, 16), 500); err != nil {
+	if _, err := evaluated.Model.Certify(x, make([]int, 16), 0.1); err != nil {
 		t.Fatal(err)
 	}
 	got = append(got, run(t, evaluated, data, 10)...)
@@ -197,5 +199,21 @@ func TestEvaluationDoesNotChangeTraining(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("step %d: loss %v with an evaluation after step 10, %v without", i+1, got[i], want[i])
 		}
+	}
+}
+
+// TestNoDecayParamsAreNotDecayed: AdamW's decoupled decay skips parameters
+// marked NoDecay and shrinks the others by lr·wd.
+func TestNoDecayParamsAreNotDecayed(t *testing.T) {
+	a, b := nn.NewParam("a", 2), nn.NewParam("b", 2)
+	a.W[0], a.W[1], b.W[0], b.W[1] = 1, 2, 1, 2
+	b.NoDecay = true
+	o, err := NewOptimizer(OptimizerConfig{}, []*nn.Param{a, b}, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Update([]*nn.Param{a, b}, 0.1, 1) // zero gradients: only the decay moves weights
+	if a.W[0] != 0.95 || a.W[1] != 1.9 || b.W[0] != 1 || b.W[1] != 2 {
+		t.Fatalf("after one step with zero gradients: a %v (want [0.95 1.9]), b %v (want [1 2])", a.W, b.W)
 	}
 }

@@ -22,7 +22,7 @@ func runCertify(ctx context.Context, args []string) error {
 	testURL := fs.String("test", "", "test dataset (required)")
 	out := fs.String("out", "", "directory for radii.csv, report.json and the plots (required)")
 	n := fs.Int("n", 0, "images to certify (default: all)")
-	eps := fs.Float64("eps", 36.0/255, "radius at which certified accuracy is reported")
+	eps := fs.Float64("eps", 0, "radius (pixel units, in the model's norm) at which certified accuracy is reported (default: the model's, e.g. 36/255 for l2 models)")
 	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,14 +48,18 @@ func runCertify(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--test: %w", err)
 	}
+	if *eps <= 0 {
+		*eps = tr.Cfg.Eps
+	}
 	x, labels, err := load(ctx, test, *n, tr.Cfg.Channels)
 	if err != nil {
 		return err
 	}
-	res, k, err := trainer.Certify(tr.Model, x, labels, 500)
+	cert, err := tr.Model.Certify(x, labels, *eps)
 	if err != nil {
 		return err
 	}
+	res, k := cert.Results, cert.K
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -71,7 +75,7 @@ func runCertify(ctx context.Context, args []string) error {
 		return file.Close()
 	}
 	radii := []float64{*eps / 2, *eps, 2 * *eps, 3 * *eps}
-	sum := Summary{Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
+	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
 	for i, r := range radii {
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
@@ -84,11 +88,11 @@ func runCertify(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		tres, _, err := trainer.Certify(tr.Model, tx, tl, 500)
+		tcert, err := tr.Model.Certify(tx, tl, *eps)
 		if err != nil {
 			return err
 		}
-		sum.TrainClean = certifier.CleanAccuracy(tres)
+		sum.TrainClean = certifier.CleanAccuracy(tcert.Results)
 		sum.GeneralizationGap = sum.TrainClean - sum.Clean
 	}
 	report, err := certifier.Summarize(res, certifier.ReportOptions{Eps: *eps, Radii: radii})
@@ -109,7 +113,7 @@ func runCertify(ctx context.Context, args []string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Printf("certified %d images of %s with K = %.4f\n", len(res), test, k)
+	fmt.Printf("certified %d images of %s (%s radii) with K = %.4f\n", len(res), test, cert.Norm, k)
 	fmt.Printf("clean accuracy      %.4f\n", certifier.CleanAccuracy(res))
 	for _, r := range radii {
 		fmt.Printf("certified at %.4f  %.4f\n", r, certifier.CertifiedAccuracy(res, r))
@@ -124,6 +128,8 @@ func runCertify(ctx context.Context, args []string) error {
 // Summary is the one-line result of a certification, which certmix table
 // reads.
 type Summary struct {
+	Arch              string    `json:"arch"`
+	Norm              string    `json:"norm"` // of the radii: l2 or linf
 	Images            int       `json:"images"`
 	K                 float64   `json:"k"`
 	Clean             float64   `json:"clean"`

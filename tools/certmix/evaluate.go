@@ -26,22 +26,21 @@ func evaluate(ctx context.Context, tr *trainer.Trainer, real, test *shards.Datas
 	if err != nil {
 		return fmt.Errorf("evaluate on %s: %w", test, err)
 	}
-	eps := tr.Cfg.Eps
 	rec["test_clean"] = certifier.CleanAccuracy(testRes)
-	rec["test_certified"] = certifier.CertifiedAccuracy(testRes, eps)
+	rec["test_certified"] = certifier.CertifiedAccuracy(testRes, tr.Cfg.Eps)
 	rec["generalization_gap"] = rec["train_clean"].(float64) - rec["test_clean"].(float64)
 	return nil
 }
 
-// certifyFirst certifies the first n rows of d (shard order), with K from
-// 500 power iterations.
+// certifyFirst certifies the first n rows of d (shard order) at the
+// model's eps.
 func certifyFirst(ctx context.Context, tr *trainer.Trainer, d *shards.Dataset, n int) ([]certifier.Result, error) {
 	x, labels, err := load(ctx, d, n, tr.Cfg.Channels)
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := trainer.Certify(tr.Model, x, labels, 500)
-	return res, err
+	cert, err := tr.Model.Certify(x, labels, tr.Cfg.Eps)
+	return cert.Results, err
 }
 
 // load reads the first n rows of d as model inputs.

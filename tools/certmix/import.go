@@ -55,7 +55,7 @@ func runImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := tr.Model.Import(arrays, *prefix); err != nil {
+	if err := tr.Model.(*trainer.Gloro).Net.Import(arrays, *prefix); err != nil {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
 	dir, name := filepath.Split(*out)

@@ -20,10 +20,7 @@ import (
 // moments, 20 times, resuming after each kill: the run ends with the
 // weights of a run that was never killed.
 func TestKilledTrainerResumes(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "certmix")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCertmix(t)
 	shape := shards.Shape{Height: 28, Width: 28, Channels: 1, Classes: 10}
 	dir := t.TempDir()
 	for _, n := range []string{"real", "gen"} {

@@ -14,7 +14,7 @@ import (
 )
 
 var commands = []cli.Command{
-	{Name: "train", Summary: "train GloroNet (LiResNet) on exact-ratio mixed batches, with checkpoints and per-epoch metrics", Run: runTrain},
+	{Name: "train", Summary: "train a certifiably robust model (a preset of the paper's) on exact-ratio mixed batches, with checkpoints and per-epoch metrics", Run: runTrain},
 	{Name: "certify", Summary: "certify a checkpoint on a test dataset: radii, certified accuracy, plots", Run: runCertify},
 	{Name: "import", Summary: "turn the authors' PyTorch LiResNet weights (saved with np.savez) into a certmix checkpoint", Run: runImport},
 	{Name: "table", Summary: "print the certify summaries of several runs as a Markdown table", Run: runTable},

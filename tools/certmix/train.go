@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"certmix/sampler"
@@ -27,6 +28,7 @@ func runTrain(ctx context.Context, args []string) error {
 	fs := newFlags("train", "train --real URL [--generated URL --fraction F] --preset NAME --epochs N --out DIR [flags]", trainExamples)
 	var (
 		realURL, genURL, testURL, out, preset string
+		schedule                              string
 		fraction, lr                          float64
 		epochs, every                         int64
 		depth, width, batch, evalN            int
@@ -38,12 +40,13 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.Float64Var(&fraction, "fraction", 0.7, "share of generated images in every batch")
 	fs.StringVar(&testURL, "test", "", "test dataset for the per-epoch metrics")
 	fs.StringVar(&out, "out", "", "run directory: last.safetensors, best.safetensors (best certified test accuracy) and metrics.jsonl (required)")
-	fs.StringVar(&preset, "preset", "gloro-xs", "gloro-xs (L6W128), gloro-s (L12W128), gloro-m (L18W128), gloro-l (L18W256)")
-	fs.Int64Var(&epochs, "epochs", 0, "epochs (default: the preset's 800)")
-	fs.IntVar(&depth, "depth", 0, "LiResNet blocks (default: the preset's)")
-	fs.IntVar(&width, "width", 0, "LiResNet width (default: the preset's)")
-	fs.IntVar(&batch, "batch", 0, "batch size (default 256)")
-	fs.Float64Var(&lr, "lr", 0, "learning rate (default 1e-3)")
+	fs.StringVar(&preset, "preset", "gloro-xs", "the paper's configuration: "+strings.Join(trainer.Presets(), ", ")+" (gloro-xs..l: LiResNet L6W128, L12W128, L18W128, L18W256)")
+	fs.Int64Var(&epochs, "epochs", 0, "epochs (default: the preset's, e.g. 800)")
+	fs.IntVar(&depth, "depth", 0, "depth of the network, e.g. LiResNet blocks (default: the preset's)")
+	fs.IntVar(&width, "width", 0, "width of the network (default: the preset's)")
+	fs.IntVar(&batch, "batch", 0, "batch size (default: the preset's)")
+	fs.Float64Var(&lr, "lr", 0, "peak learning rate (default: the preset's)")
+	fs.StringVar(&schedule, "schedule", "", "learning rate schedule: warmup-cosine, cosine or multistep (default: the preset's)")
 	fs.Int64Var(&every, "checkpoint-every", 0, "steps between checkpoints (default: every epoch)")
 	fs.IntVar(&evalN, "eval", 1000, "images of the real training set and of the test set evaluated after each epoch")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the model's initialisation and of the sampler")
@@ -73,6 +76,9 @@ func runTrain(ctx context.Context, args []string) error {
 	if lr > 0 {
 		cfg.LR = lr
 	}
+	if schedule != "" {
+		cfg.Schedule = schedule
+	}
 	cfg.Seed = seed
 	cfg.WarmupEpochs = min(cfg.WarmupEpochs, max(cfg.Epochs/40, 1)) // 20 of 800 in the paper
 
@@ -93,9 +99,9 @@ func runTrain(ctx context.Context, args []string) error {
 	m := real.Manifest
 	cfg.Classes, cfg.Channels = m.Classes, m.Channels
 	scfg := sampler.Config{Sources: sources, Batch: cfg.Batch, Seed: seed,
-		Augment: sampler.Augment{Size: min(32, m.Height+2*4), Pad: 4, Flip: true}}
+		Augment: sampler.Augment{Size: m.Height, Pad: cfg.Augment.Pad, Edge: cfg.Augment.Edge, Flip: true}}
 	if m.Height < 32 {
-		scfg.Augment = sampler.Augment{Size: m.Height, Pad: 2, Flip: true} // padded to 32 at the centre by the trainer
+		scfg.Augment.Pad = min(cfg.Augment.Pad, 2) // images smaller than 32 are padded to 32 at the centre by the trainer
 	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -153,7 +159,7 @@ func runTrain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer metrics.Close()
-	log.Printf("LiResNet L%dW%d, %d classes, batch %d, %d epochs of %d steps, %s", cfg.Depth, cfg.Width, cfg.Classes, cfg.Batch, cfg.Epochs, cfg.StepsPerEpoch, describe(it))
+	log.Printf("%s depth %d width %d, %d classes, batch %d, %d epochs of %d steps, %s", cfg.Arch, cfg.Depth, cfg.Width, cfg.Classes, cfg.Batch, cfg.Epochs, cfg.StepsPerEpoch, describe(it))
 
 	total := cfg.Epochs * cfg.StepsPerEpoch
 	bar := newBar(total, tr.Step)
@@ -183,7 +189,10 @@ func runTrain(ctx context.Context, args []string) error {
 		if epochEnd {
 			epoch := tr.Step/cfg.StepsPerEpoch - 1
 			rec := map[string]any{"epoch": epoch, "step": tr.Step, "train_loss": lossSum / float64(cfg.StepsPerEpoch),
-				"images_per_s": float64(images) / time.Since(start).Seconds(), "lr": r.LR, "eps_train": r.Eps, "k": r.K}
+				"images_per_s": float64(images) / time.Since(start).Seconds(), "lr": r.LR}
+			for k, v := range r.Values {
+				rec[k] = v
+			}
 			if err := evaluate(ctx, tr, real, test, evalN, rec); err != nil {
 				return err
 			}

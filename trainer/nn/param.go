@@ -6,6 +6,8 @@ type Param struct {
 	Name  string
 	Shape []int
 	W, G  []float32
+	// NoDecay exempts the tensor from weight decay (e.g. SortNet decays only its scalar).
+	NoDecay bool
 }
 
 // NewParam allocates a zero Param of the given shape.
