@@ -80,6 +80,8 @@ func NewModel(cfg Config) (Model, error) {
 	switch cfg.Arch {
 	case "", ArchGloro:
 		return newGloro(cfg)
+	case ArchLOT:
+		return newLOT(cfg)
 	}
-	return nil, fmt.Errorf("architecture %q: want %s", cfg.Arch, ArchGloro)
+	return nil, fmt.Errorf("architecture %q: want %s or %s", cfg.Arch, ArchGloro, ArchLOT)
 }

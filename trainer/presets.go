@@ -13,6 +13,9 @@ var presets = map[string]func() Config{
 	"gloro-s":  func() Config { return gloroPreset(12, 128) },
 	"gloro-m":  func() Config { return gloroPreset(18, 128) },
 	"gloro-l":  func() Config { return gloroPreset(18, 256) },
+	"lot-s":    func() Config { return lotPreset(10) },
+	"lot-m":    func() Config { return lotPreset(20) },
+	"lot-l":    func() Config { return lotPreset(40) },
 }
 
 // gloroPreset is GloroNet L{depth}W{width} as trained in the paper (spec

@@ -49,6 +49,7 @@ type Config struct {
 	Optimizer                       OptimizerConfig
 	Schedule                        string // the learning rate per step: "warmup-cosine", "cosine" or "multistep"
 	Augment                         AugmentConfig
+	LOT                             *LOTConfig `json:"lot,omitempty"` // LOT's own settings (lot.go)
 }
 
 // AugmentConfig is the architecture's training augmentation: a random crop

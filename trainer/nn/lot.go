@@ -60,6 +60,7 @@ type LOT struct {
 	mo, gmo   []complex64 // F × Cout×Cin: M_orth (and its gradient) at every half-spectrum frequency
 	moW       []float32   // the weights mo was computed from
 	moValid   bool
+	bound     float64     // LipschitzBound of mo, 0 until computed
 	xs, dxs   []float32   // space-to-depth input and its gradient
 	xhat, gx  []complex64 // F × Cin×B spectra of the input and of its gradient
 	zhat      []complex64 // F × Cout×B: output spectrum, and in Backward its gradient
@@ -102,7 +103,8 @@ func NewLOT(name string, inC, cout, k, stride, size, maxBatch, iters int, rng *r
 			}
 		}
 	}
-	l.km, l.gkm = make([]float32, oc*2*U), make([]float32, oc*2*U)
+	l.km = make([]float32, oc*2*U)
+	l.gkm = l.km // M's gradient is formed after M is no longer needed
 	l.mR, l.moR, l.gmR, l.gmoR = make([]float32, l.nR*oc), make([]float32, l.nR*oc), make([]float32, l.nR*oc), make([]float32, l.nR*oc)
 	l.mC, l.moC, l.gmC, l.gmoC = make([]complex64, l.nC*oc), make([]complex64, l.nC*oc), make([]complex64, l.nC*oc), make([]complex64, l.nC*oc)
 	l.nsR = newNewtonSchulz[float32, real32](l.nR, cout, l.Cin, iters)
@@ -206,7 +208,7 @@ func (l *LOT) Orthogonalize(train bool) {
 		}
 	}
 	copy(l.moW, l.Weight.W)
-	l.moValid = true
+	l.moValid, l.bound = true, 0
 }
 
 // Forward computes out (n × Cout×N×N) from in (n × InC×Size×Size). With train

@@ -21,9 +21,13 @@ import (
 // factorisation (below 1e-9 at these sizes, added). Complex frequencies go
 // through the real embedding [[Re, −Im], [Im, Re]], whose Gram is positive
 // definite exactly when the complex one is. It returns +Inf when no t up to
-// 2³⁰ works (a layer that is not orthogonal at all).
+// 2³⁰ works (a layer that is not orthogonal at all). The bound is kept until
+// the weights change.
 func (l *LOT) LipschitzBound() float64 {
 	l.Orthogonalize(false)
+	if l.bound > 0 {
+		return l.bound
+	}
 	ci, co := l.Cin, l.Cout
 	oc := ci * co
 	worst := 0.0
@@ -47,7 +51,8 @@ func (l *LOT) LipschitzBound() float64 {
 		}
 		worst = max(worst, gramBound(a))
 	}
-	return math.Sqrt(worst + 1e-9)
+	l.bound = math.Sqrt(worst + 1e-9)
+	return l.bound
 }
 
 // gramBound returns the first t of the ladder with t·I − G positive definite
