@@ -15,7 +15,7 @@ func TestCgemmBackendsAgree(t *testing.T) {
 	defer SetCGemmer(SetCGemmer(nil))
 	rng := newRNG(2500)
 	ops := []blas.Transpose{blas.NoTrans, blas.Trans, blas.ConjTrans}
-	for _, s := range []struct{ m, n, k, pad int }{{5, 7, 3, 0}, {17, 9, 33, 2}, {64, 64, 64, 1}} {
+	for _, s := range []struct{ m, n, k, pad int }{{5, 7, 3, 0}, {17, 9, 33, 2}, {64, 64, 64, 1}, {130, 129, 128, 1}} { // the last by the 3M method
 		for _, tA := range ops {
 			for _, tB := range ops {
 				t.Run(fmt.Sprintf("%dx%dx%d_%c%c", s.m, s.n, s.k, tA, tB), func(t *testing.T) {
@@ -70,5 +70,27 @@ func TestCgemmBackendsAgree(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkCgemm3m reports effective GFLOP (8 per complex multiply-add) per
+// second and per CPU-second (all threads: robust on a shared machine) of the
+// default complex backend at the LOT layers' Newton–Schulz sizes, on both
+// sides of cgemm3mMin.
+func BenchmarkCgemm3m(b *testing.B) {
+	for _, r := range []int{64, 127, 128, 256, 512} {
+		a, c := make([]complex64, r*r), make([]complex64, r*r)
+		for i := range a {
+			a[i] = complex(float32(i%7)-3, float32(i%5)-2)
+		}
+		b.Run(fmt.Sprintf("n%d", r), func(b *testing.B) {
+			c0 := cpuTime()
+			for range b.N {
+				Cgemm(blas.NoTrans, blas.NoTrans, r, r, r, 1, a, r, a, r, 0, c, r)
+			}
+			flops := 8 * float64(r*r*r) * float64(b.N)
+			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.ReportMetric(flops/(cpuTime()-c0).Seconds()/1e9, "GFLOP/cpu-s")
+		})
 	}
 }
