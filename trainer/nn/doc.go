@@ -1,5 +1,10 @@
-// Package nn is the compute core of the LiResNet/GloroNet models: a few explicit
-// layers with Forward and Backward side by side, in the manner of llm.c.
+// Package nn is the compute core of the paper's models: a few explicit layers
+// with Forward and Backward side by side, in the manner of llm.c — the
+// convolutions, linear layers and power iterations of LiResNet (GloroNet) and
+// the LOT orthogonal convolution of LipConvnet (lot.go: matrix DFTs in
+// dft.go, Newton–Schulz forward and backward in newtonschulz.go, generic over
+// real and complex frequencies through field.go, its proven Lipschitz bound in
+// lot_bound.go).
 //
 // Conventions shared by every layer:
 //   - float32 throughout; activations are flat []float32 slices in NCHW order
@@ -10,10 +15,11 @@
 //   - Buffers are owned by the layer and allocated once by its constructor; Forward,
 //     Backward and Transpose allocate nothing (TestNoAllocs).
 //   - Layers are not safe for concurrent use: a layer's scratch is shared by its calls.
-//   - All matrix products go through Gemm (gemm.go), the one seam a GPU backend replaces.
-//     With cgo the default is OpenBLAS (linked with -lopenblas, Debian package
-//     libopenblas-dev); with CGO_ENABLED=0 or -tags noopenblas it is gonum's
-//     pure-Go BLAS, about ten times slower.
+//   - All matrix products go through Gemm (gemm.go) and, complex, Cgemm (cgemm.go),
+//     the seams a GPU backend replaces. With cgo the default is OpenBLAS (linked
+//     with -lopenblas, Debian package libopenblas-dev; complex products through a
+//     small allocation-free wrapper, cgemm_cgo.go); with CGO_ENABLED=0 or -tags
+//     noopenblas it is gonum's pure-Go BLAS, ten to twenty-five times slower.
 //   - A kernel can come from its owner: ConvOp, LinearForward and friends take the
 //     weight as an argument (the LiResNet block convolves with I + A·V/√D), and
 //     Conv2d and Linear are thin owners of their Params around them.
@@ -27,6 +33,17 @@
 //   - PowerIteration converges to the largest singular value of the explicit operator
 //     matrix, and its weight gradient is d‖Av‖/dW with v fixed: TestPowerIteration*.
 //   - Orthogonal gives W Wᵀ = I or Wᵀ W = I: TestOrthogonal.
-//   - OpenBLAS and pure Go agree: TestGemmBackendsAgree. Speed: BenchmarkSgemm,
-//     BenchmarkConvBlock (a LiResNet block conv, batch 256), BenchmarkIm2col.
+//   - OpenBLAS and pure Go agree: TestGemmBackendsAgree, TestCgemmBackendsAgree.
+//     Speed: BenchmarkSgemm, BenchmarkCgemm3m, BenchmarkConvBlock (a LiResNet
+//     block conv, batch 256), BenchmarkIm2col, BenchmarkDFT, BenchmarkLOTStep.
+//   - LOT: the authors' three reference layers are reproduced, outputs and the
+//     gradients of weight, bias and input (TestLOTReference); the DFTs equal a
+//     direct DFT and are pairwise adjoint (TestDFTForward, TestDFTAdjoint);
+//     every layer's exact spectral norm (float64 SVD of its matrix) is at most 1
+//     for identity and random kernels, so it is 1-Lipschitz whether or not
+//     Newton–Schulz converged (TestLOTSpectralNorm, TestLOTLipschitzPairs), and
+//     LipschitzBound proves a bound at least that norm (TestLOTLipschitzBound);
+//     orthogonal kernels preserve norms (TestLOTPreservesNorms); gradients match
+//     central differences where the reference has no case (TestLOTGrad); a
+//     training step allocates nothing (TestLOTNoAllocs).
 package nn
