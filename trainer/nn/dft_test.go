@@ -114,14 +114,18 @@ func BenchmarkDFT(b *testing.B) {
 		d := NewRealDFT2(s.N, s.pad, batch*s.c)
 		spec := make([]complex64, d.Frequencies()*batch*s.c)
 		b.Run(fmt.Sprintf("matrix_n%d_c%d", s.N+2*s.pad, s.c), func(b *testing.B) {
+			c0 := cpuTime()
 			for range b.N {
 				d.Forward(spec, x, batch, s.c)
 			}
+			b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
 		})
 		n := s.N + 2*s.pad
 		fft := fourier.NewCmplxFFT(n)
 		plane, col := make([]complex128, n*n), make([]complex128, n)
 		b.Run(fmt.Sprintf("gonumfft_n%d_c%d", n, s.c), func(b *testing.B) {
+			c0 := cpuTime()
+			defer func() { b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op") }()
 			for range b.N {
 				for p := range batch * s.c {
 					clear(plane)
