@@ -66,6 +66,8 @@ type LOT struct {
 	zhat      []complex64 // F × Cout×B: output spectrum, and in Backward its gradient
 	lastN     int
 	lastTrain bool
+	products  *lotProducts
+	job       gemmJob
 }
 
 // NewLOT makes a LOT layer named name (params name.weight, Cout×Cin×K×K, and
@@ -116,7 +118,43 @@ func NewLOT(name string, inC, cout, k, stride, size, maxBatch, iters int, rng *r
 	}
 	l.xhat, l.gx = make([]complex64, F*l.Cin*maxBatch), make([]complex64, F*l.Cin*maxBatch)
 	l.zhat = make([]complex64, F*cout*maxBatch)
+	l.products = &lotProducts{l: l}
 	return l
+}
+
+// lotProducts is the loop over frequencies of a LOT layer's per-frequency
+// products, run by the worker pool: the output spectrum (Ŷ = M_orth X̂), the
+// input's gradient (M_orthᴴ ∂Ŷ) and M_orth's gradient (∂Ŷ X̂ᴴ).
+type lotProducts struct {
+	l    *LOT
+	n    int
+	what int
+}
+
+const (
+	outputSpectrum = iota
+	inputGradient
+	kernelGradient
+)
+
+func (p *lotProducts) run(what, n int) {
+	p.what, p.n = what, n
+	parallelRange(p, p.l.dft.Frequencies())
+}
+
+func (p *lotProducts) runRange(_, lo, hi int) {
+	l, n := p.l, p.n
+	ci, co := l.Cin, l.Cout
+	for f := lo; f < hi; f++ {
+		switch p.what {
+		case outputSpectrum:
+			Cgemm(blas.NoTrans, blas.NoTrans, co, n, ci, 1, l.mo[f*co*ci:], ci, l.xhat[f*ci*n:], n, 0, l.zhat[f*co*n:], n)
+		case inputGradient:
+			Cgemm(blas.ConjTrans, blas.NoTrans, ci, n, co, 1, l.mo[f*co*ci:], ci, l.zhat[f*co*n:], n, 0, l.gx[f*ci*n:], n)
+		case kernelGradient:
+			Cgemm(blas.NoTrans, blas.ConjTrans, co, ci, n, 1, l.zhat[f*co*n:], n, l.xhat[f*ci*n:], n, 0, l.gmo[f*co*ci:], ci)
+		}
+	}
 }
 
 // plan sorts the half spectrum's frequencies into real ones, one of each
@@ -179,7 +217,7 @@ func (l *LOT) Orthogonalize(train bool) {
 	}
 	oc, U := l.Cout*l.Cin, l.nR+l.nC
 	kk := l.K * l.K
-	Gemm(false, false, oc, 2*U, kk, 1, l.Weight.W, kk, l.phase, 2*U, 0, l.km, 2*U)
+	gemmPar(&l.job, false, false, oc, 2*U, kk, 1, l.Weight.W, kk, l.phase, 2*U, 0, l.km, 2*U)
 	km := l.km
 	for i := range oc {
 		row := km[i*2*U:][:2*U]
@@ -226,11 +264,9 @@ func (l *LOT) Forward(out, in []float32, n int, train bool) {
 		xs = l.xs
 		spaceToDepth(xs, in, n, l.InC, l.Size, l.Stride)
 	}
-	F, ci, co := l.dft.Frequencies(), l.Cin, l.Cout
+	ci, co := l.Cin, l.Cout
 	l.dft.Forward(l.xhat, xs, n, ci)
-	for f := range F {
-		Cgemm(blas.NoTrans, blas.NoTrans, co, n, ci, 1, l.mo[f*co*ci:], ci, l.xhat[f*ci*n:], n, 0, l.zhat[f*co*n:], n)
-	}
+	l.products.run(outputSpectrum, n)
 	l.dft.Inverse(out, l.zhat, n, co)
 	p := l.N * l.N
 	for i := range n * co {
@@ -250,13 +286,10 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 	if n != l.lastN || len(dOut) < n*l.OutLen() || (dIn != nil && len(dIn) < n*l.InLen()) {
 		panic("nn: LOT.Backward: bad slice length or batch other than the last Forward's")
 	}
-	F, ci, co := l.dft.Frequencies(), l.Cin, l.Cout
-	gz := l.zhat
-	l.dft.InverseT(gz, dOut, n, co)
+	ci, co := l.Cin, l.Cout
+	l.dft.InverseT(l.zhat, dOut, n, co) // zhat now holds ∂L/∂Ŷ
 	if dIn != nil {
-		for f := range F {
-			Cgemm(blas.ConjTrans, blas.NoTrans, ci, n, co, 1, l.mo[f*co*ci:], ci, gz[f*co*n:], n, 0, l.gx[f*ci*n:], n)
-		}
+		l.products.run(inputGradient, n)
 		if l.Stride > 1 {
 			l.dft.ForwardT(l.dxs, l.gx, n, ci)
 			depthToSpace(dIn, l.dxs, n, l.InC, l.Size, l.Stride)
@@ -276,9 +309,7 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 		l.Bias.G[i%co] += s
 	}
 	oc := co * ci
-	for f := range F {
-		Cgemm(blas.NoTrans, blas.ConjTrans, co, ci, n, 1, gz[f*co*n:], n, l.xhat[f*ci*n:], n, 0, l.gmo[f*oc:], ci)
-	}
+	l.products.run(kernelGradient, n)
 	clear(l.gmoC)
 	for f, j := range l.rep {
 		g := l.gmo[f*oc:][:oc]
@@ -313,7 +344,7 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 		}
 	}
 	kk := l.K * l.K
-	Gemm(false, true, oc, kk, 2*U, 1, l.gkm, 2*U, l.phase, 2*U, 1, l.Weight.G, kk)
+	gemmPar(&l.job, false, true, oc, kk, 2*U, 1, l.gkm, 2*U, l.phase, 2*U, 1, l.Weight.G, kk)
 }
 
 // spaceToDepth writes dst[b][c·s²+k₁·s+k₂][i][j] = src[b][c][s·i+k₁][s·j+k₂]

@@ -29,8 +29,15 @@ type newtonSchulz[T any, F field[T]] struct {
 	count, rows, cols, iters int
 	sigma                    []float64
 	stashed                  bool
-	y, p, z                  [][]T // stash, count·rows² each: Y_k, P_k (k < iters), Z_k (2 ≤ k ≤ iters; Z₁ = P₀)
-	buf                      [6][]T
+	y, p, z                  [][]T    // stash, count·rows² each: Y_k, P_k (k < iters), Z_k (2 ≤ k ≤ iters; Z₁ = P₀)
+	buf                      [][6][]T // scratch of each worker
+
+	job *gemmJob // splits each product when there is one matrix (no loop to split)
+
+	// The running loop's arguments (runRange).
+	backwardPass     bool
+	mo, m, gm, gmo   []T
+	stashThisForward bool
 }
 
 func newNewtonSchulz[T any, F field[T]](count, rows, cols, iters int) *newtonSchulz[T, F] {
@@ -38,8 +45,11 @@ func newNewtonSchulz[T any, F field[T]](count, rows, cols, iters int) *newtonSch
 		panic("nn: newtonSchulz: invalid size")
 	}
 	ns := &newtonSchulz[T, F]{count: count, rows: rows, cols: cols, iters: iters, sigma: make([]float64, count)}
-	for i := range ns.buf {
-		ns.buf[i] = make([]T, rows*rows)
+	ns.buf = make([][6][]T, min(Workers(), max(count, 1)))
+	for w := range ns.buf {
+		for i := range ns.buf[w] {
+			ns.buf[w][i] = make([]T, rows*rows)
+		}
 	}
 	return ns
 }
@@ -68,22 +78,45 @@ func (ns *newtonSchulz[T, F]) forward(mo, m []T, stash bool) {
 		ns.allocStash()
 	}
 	ns.stashed = stash
+	ns.backwardPass, ns.mo, ns.m, ns.stashThisForward = false, mo, m, stash
+	parallelRange(ns, ns.count)
+}
+
+// single returns the job that splits products across the pool when there
+// is a single matrix, else nil (the loop over matrices is split instead).
+func (ns *newtonSchulz[T, F]) single() *gemmJob {
+	if ns.count == 1 {
+		if ns.job == nil {
+			ns.job = new(gemmJob)
+		}
+		return ns.job
+	}
+	return nil
+}
+
+// runRange runs forwardOne or backwardOne for matrices [lo, hi) on worker w.
+func (ns *newtonSchulz[T, F]) runRange(w, lo, hi int) {
 	rc := ns.rows * ns.cols
-	for i := range ns.count {
-		ns.forwardOne(i, mo[i*rc:][:rc], m[i*rc:][:rc], stash)
+	for i := lo; i < hi; i++ {
+		if ns.backwardPass {
+			ns.backwardOne(w, i, ns.gm[i*rc:][:rc], ns.gmo[i*rc:][:rc], ns.m[i*rc:][:rc], ns.mo[i*rc:][:rc])
+		} else {
+			ns.forwardOne(w, i, ns.mo[i*rc:][:rc], ns.m[i*rc:][:rc], ns.stashThisForward)
+		}
 	}
 }
 
-func (ns *newtonSchulz[T, F]) forwardOne(i int, mo, m []T, stash bool) {
+func (ns *newtonSchulz[T, F]) forwardOne(w, i int, mo, m []T, stash bool) {
 	f, r, c, iters := ns.f, ns.rows, ns.cols, ns.iters
 	rr := r * r
 	at := func(s [][]T, k int) []T { return s[k][i*rr:][:rr] }
+	buf, job := &ns.buf[w], ns.single()
 	// Without a stash: Y in buf 0/1, Z in buf 2/3, P in buf 4, Q in buf 5.
-	y, p := ns.buf[0], ns.buf[4]
+	y, p := buf[0], buf[4]
 	if stash {
 		y, p = at(ns.y, 0), at(ns.p, 0)
 	}
-	f.gemm(blas.NoTrans, blas.ConjTrans, r, r, c, 1, m, c, m, c, 0, y, r)
+	f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, c, 1, m, c, m, c, 0, y, r)
 	f.addDiagonal(y, r, nsEps)
 	sigma := math.Sqrt(f.frob2(y)) + nsEps
 	ns.sigma[i] = sigma
@@ -91,37 +124,37 @@ func (ns *newtonSchulz[T, F]) forwardOne(i int, mo, m []T, stash bool) {
 	f.shiftIdentity(p, y, r, 1.5, -0.5) // P₀ = ½(3I − Y₀), as Z₀ = I
 	z := p                              // Z₁ = P₀
 	if !stash {
-		z = ns.buf[2]
+		z = buf[2]
 		copy(z, p)
 	}
 	if iters > 1 {
-		yn := ns.buf[1]
+		yn := buf[1]
 		if stash {
 			yn = at(ns.y, 1)
 		}
-		f.gemm(blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r) // Y₁ = Y₀ P₀
+		f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r) // Y₁ = Y₀ P₀
 		y = yn
 	}
 	for k := 1; k < iters; k++ {
-		q := ns.buf[5]
-		f.gemm(blas.NoTrans, blas.NoTrans, r, r, r, 1, z, r, y, r, 0, q, r)
-		p, zn := ns.buf[4], ns.buf[2+k%2] // Z_k is in buf 2+(k+1)%2
+		q := buf[5]
+		f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, z, r, y, r, 0, q, r)
+		p, zn := buf[4], buf[2+k%2] // Z_k is in buf 2+(k+1)%2
 		if stash {
 			p, zn = at(ns.p, k), at(ns.z, k+1)
 		}
 		f.shiftIdentity(p, q, r, 1.5, -0.5)
-		f.gemm(blas.NoTrans, blas.NoTrans, r, r, r, 1, p, r, z, r, 0, zn, r)
+		f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, p, r, z, r, 0, zn, r)
 		if k < iters-1 {
-			yn := ns.buf[(k+1)%2]
+			yn := buf[(k+1)%2]
 			if stash {
 				yn = at(ns.y, k+1)
 			}
-			f.gemm(blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r)
+			f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r)
 			y = yn
 		}
 		z = zn
 	}
-	f.gemm(blas.NoTrans, blas.NoTrans, r, c, r, float32(1/math.Sqrt(sigma)), z, r, m, c, 0, mo, c)
+	f.gemm(job, blas.NoTrans, blas.NoTrans, r, c, r, float32(1/math.Sqrt(sigma)), z, r, m, c, 0, mo, c)
 }
 
 // backward writes into gm the gradient with respect to m of a loss whose
@@ -131,13 +164,11 @@ func (ns *newtonSchulz[T, F]) backward(gm, gmo, m, mo []T) {
 	if !ns.stashed {
 		panic("nn: newtonSchulz.backward without a stashed forward")
 	}
-	rc := ns.rows * ns.cols
-	for i := range ns.count {
-		ns.backwardOne(i, gm[i*rc:][:rc], gmo[i*rc:][:rc], m[i*rc:][:rc], mo[i*rc:][:rc])
-	}
+	ns.backwardPass, ns.gm, ns.gmo, ns.m, ns.mo = true, gm, gmo, m, mo
+	parallelRange(ns, ns.count)
 }
 
-func (ns *newtonSchulz[T, F]) backwardOne(i int, gm, gmo, m, mo []T) {
+func (ns *newtonSchulz[T, F]) backwardOne(w, i int, gm, gmo, m, mo []T) {
 	f, r, c, iters := ns.f, ns.rows, ns.cols, ns.iters
 	rr := r * r
 	at := func(s [][]T, k int) []T { return s[k][i*rr:][:rr] }
@@ -149,28 +180,29 @@ func (ns *newtonSchulz[T, F]) backwardOne(i int, gm, gmo, m, mo []T) {
 	}
 	sigma := ns.sigma[i]
 	s := 1 / math.Sqrt(sigma)
-	gz, gy, gp, gzn, gyn := ns.buf[0], ns.buf[1], ns.buf[2], ns.buf[3], ns.buf[4]
+	buf, job := &ns.buf[w], ns.single()
+	gz, gy, gp, gzn, gyn := buf[0], buf[1], buf[2], buf[3], buf[4]
 	// M_orth = s·Z_T M.
-	f.gemm(blas.NoTrans, blas.ConjTrans, r, r, c, float32(s), gmo, c, m, c, 0, gz, r)
-	f.gemm(blas.ConjTrans, blas.NoTrans, r, c, r, float32(s), zOf(iters), r, gmo, c, 0, gm, c)
+	f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, c, float32(s), gmo, c, m, c, 0, gz, r)
+	f.gemm(job, blas.ConjTrans, blas.NoTrans, r, c, r, float32(s), zOf(iters), r, gmo, c, 0, gm, c)
 	gs := f.dotRe(gmo, mo) / s
 	hasGY := false // ∂L/∂Y_T = 0: Y_T is never used
 	for k := iters - 1; k >= 1; k-- {
 		zk, yk, pk := zOf(k), at(ns.y, k), at(ns.p, k)
 		// Z_{k+1} = P Z_k, Y_{k+1} = Y_k P, P = 1.5I − 0.5 Z_k Y_k.
-		f.gemm(blas.NoTrans, blas.ConjTrans, r, r, r, 1, gz, r, zk, r, 0, gp, r)
+		f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gz, r, zk, r, 0, gp, r)
 		if hasGY {
-			f.gemm(blas.ConjTrans, blas.NoTrans, r, r, r, 1, yk, r, gy, r, 1, gp, r)
-			f.gemm(blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, pk, r, 0, gyn, r)
+			f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, yk, r, gy, r, 1, gp, r)
+			f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, pk, r, 0, gyn, r)
 		}
-		f.gemm(blas.ConjTrans, blas.NoTrans, r, r, r, 1, pk, r, gz, r, 0, gzn, r)
+		f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, pk, r, gz, r, 0, gzn, r)
 		f.scale(gp, -0.5) // ∂L/∂(Z_k Y_k)
-		f.gemm(blas.NoTrans, blas.ConjTrans, r, r, r, 1, gp, r, yk, r, 1, gzn, r)
+		f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gp, r, yk, r, 1, gzn, r)
 		beta := float32(0)
 		if hasGY {
 			beta = 1
 		}
-		f.gemm(blas.ConjTrans, blas.NoTrans, r, r, r, 1, zk, r, gp, r, beta, gyn, r)
+		f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, zk, r, gp, r, beta, gyn, r)
 		gz, gzn = gzn, gz
 		gy, gyn = gyn, gy
 		hasGY = true
@@ -180,8 +212,8 @@ func (ns *newtonSchulz[T, F]) backwardOne(i int, gm, gmo, m, mo []T) {
 	gy0 := gyn
 	clear(gy0)
 	if hasGY {
-		f.gemm(blas.ConjTrans, blas.NoTrans, r, r, r, 1, y0, r, gy, r, 1, gz, r)
-		f.gemm(blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, p0, r, 0, gy0, r)
+		f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, y0, r, gy, r, 1, gz, r)
+		f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, p0, r, 0, gy0, r)
 	}
 	f.axpy(gy0, -0.5, gz) // ∂L/∂Y₀ = ∂L/∂(S/σ)
 	// Y₀ = S/σ, σ = ‖S‖_F + ε, s = σ^(−1/2), S = M Mᴴ + εI.
@@ -189,5 +221,5 @@ func (ns *newtonSchulz[T, F]) backwardOne(i int, gm, gmo, m, mo []T) {
 	f.scale(gy0, float32(1/sigma))
 	f.axpy(gy0, float32(gsigma*sigma/(sigma-nsEps)), y0)
 	f.hermSum(gp, gy0, r)
-	f.gemm(blas.NoTrans, blas.NoTrans, r, c, r, 1, gp, r, m, c, 1, gm, c)
+	f.gemm(job, blas.NoTrans, blas.NoTrans, r, c, r, 1, gp, r, m, c, 1, gm, c)
 }
