@@ -83,12 +83,19 @@ func newLOT(cfg Config) (*LOT, error) {
 	return l, nil
 }
 
-func (l *LOT) Classes() int        { return l.Net.Classes }
-func (l *LOT) InputSize() int      { return l.Net.InputSize() }
+// Classes is the number of classes.
+func (l *LOT) Classes() int { return l.Net.Classes }
+
+// InputSize is the values of one image, Channels × 32 × 32.
+func (l *LOT) InputSize() int { return l.Net.InputSize() }
+
+// Params are the LipConvnet's weights and biases, the authors' names.
 func (l *LOT) Params() []*nn.Param { return l.Net.Params() }
-func (l *LOT) Logits(dst, x []float32, n int) error {
-	return l.Net.Logits(dst, x, n)
-}
+
+// Logits computes the network in evaluation mode (orthogonal kernels cached).
+func (l *LOT) Logits(dst, x []float32, n int) error { return l.Net.Logits(dst, x, n) }
+
+// InputGradient is the evaluation-mode input gradient, for attacks.
 func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
 	return l.Net.InputGradient(dx, x, dlogits, n)
 }
