@@ -39,16 +39,6 @@ import (
 
 func init() { defaultCGemmer = openBLAS{} }
 
-// setBLASThreads sets the number of threads OpenBLAS uses for one product
-// and returns the previous number.
-func setBLASThreads(n int) int {
-	prev := int(C.openblas_get_num_threads())
-	if prev != n {
-		C.openblas_set_num_threads(C.int(n))
-	}
-	return prev
-}
-
 // cgemm3mMin is the size m·n·k from which Cgemm uses the 3M method.
 const cgemm3mMin = 128 * 128 * 128
 

@@ -12,8 +12,8 @@ import (
 // computed as matrix products (one Sgemm along x, one Cgemm along y), which at
 // the LOT layer's sizes (n = 34, 18, 10, 6, 4, 1: not powers of two) beats a
 // per-plane FFT by batching every plane of a batch into two large products
-// (BenchmarkDFT); the products are split across the worker pool
-// (parallel.go). A real input has a Hermitian spectrum, so only the half
+// (BenchmarkDFT); the products are split over the cores (gemm_split.go,
+// cgemm_split.go). A real input has a Hermitian spectrum, so only the half
 // v ∈ [0, n/2] is kept: Half = ⌊n/2⌋ + 1 columns.
 //
 // Layouts: planes in space are [b][c][y][x] (NCHW, N×N each); spectra are
@@ -40,7 +40,7 @@ type RealDFT2 struct {
 	gx, gxw  []float32   // 2Half×N: rows cos and −sin, and times c_v/n²
 	t1, t2   []complex64 // scratch: maxPlanes·N·Half values
 	maxPlane int
-	job      gemmJob
+	split    cgemmSplit
 }
 
 // NewRealDFT2 prepares the transforms of N×N planes padded by pad, for up to
@@ -124,11 +124,11 @@ func (d *RealDFT2) analyze(dst []complex64, src []float32, b, c int, fx []float3
 	d.check(len(dst), len(src), b, c)
 	N, h, n, p := d.Size, d.Half, d.Len, b*c
 	t1, t2 := d.t1[:p*N*h], d.t2[:p*N*h]
-	gemmPar(&d.job, false, false, p*N, 2*h, N, 1, src, N, fx, 2*h, 0, floats(t1), 2*h)
+	Gemm(false, false, p*N, 2*h, N, 1, src, N, fx, 2*h, 0, floats(t1), 2*h)
 	for ci := range c { // t2[yv][ci][bi] = t1[bi][ci][yv]
 		transpose(t2[ci*b:], c*b, t1[ci*N*h:], c*N*h, b, N*h)
 	}
-	cgemmPar(&d.job, blas.NoTrans, blas.NoTrans, n, h*p, N, 1, d.fy, N, t2, h*p, 0, dst, h*p)
+	cgemmPar(&d.split, blas.NoTrans, blas.NoTrans, n, h*p, N, 1, d.fy, N, t2, h*p, 0, dst, h*p)
 }
 
 // synthesize: along u by one Cgemm with ey, [y][v][c][b] → [b][c][y][v], then
@@ -137,11 +137,11 @@ func (d *RealDFT2) synthesize(dst []float32, src []complex64, b, c int, gx []flo
 	d.check(len(src), len(dst), b, c)
 	N, h, n, p := d.Size, d.Half, d.Len, b*c
 	t1, t2 := d.t1[:p*N*h], d.t2[:p*N*h]
-	cgemmPar(&d.job, blas.NoTrans, blas.NoTrans, N, h*p, n, 1, d.ey, n, src, h*p, 0, t2, h*p)
+	cgemmPar(&d.split, blas.NoTrans, blas.NoTrans, N, h*p, n, 1, d.ey, n, src, h*p, 0, t2, h*p)
 	for ci := range c { // t1[bi][ci][yv] = t2[yv][ci][bi]
 		transpose(t1[ci*N*h:], c*N*h, t2[ci*b:], c*b, N*h, b)
 	}
-	gemmPar(&d.job, false, false, p*N, N, 2*h, 1, floats(t1), 2*h, gx, N, 0, dst, N)
+	Gemm(false, false, p*N, N, 2*h, 1, floats(t1), 2*h, gx, N, 0, dst, N)
 }
 
 // transpose writes dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols,

@@ -1,6 +1,7 @@
 // Package nn is the compute core of the paper's models: a few explicit layers
 // with Forward and Backward side by side, in the manner of llm.c — the
-// convolutions, linear layers and power iterations of LiResNet (GloroNet) and
+// convolutions (im2col and Winograd), linear layers and power iterations of
+// LiResNet (GloroNet) and
 // the LOT orthogonal convolution of LipConvnet (lot.go: matrix DFTs in
 // dft.go, Newton–Schulz forward and backward in newtonschulz.go, generic over
 // real and complex frequencies through field.go, its proven Lipschitz bound in
@@ -15,11 +16,21 @@
 //   - Buffers are owned by the layer and allocated once by its constructor; Forward,
 //     Backward and Transpose allocate nothing (TestNoAllocs).
 //   - Layers are not safe for concurrent use: a layer's scratch is shared by its calls.
+//     Inside a call, split products, the Winograd transforms and LOT's loops over
+//     frequencies run on a few long-lived worker goroutines (parallel.go) that sleep
+//     when idle; handing them work allocates nothing.
 //   - All matrix products go through Gemm (gemm.go) and, complex, Cgemm (cgemm.go),
 //     the seams a GPU backend replaces. With cgo the default is OpenBLAS (linked
-//     with -lopenblas, Debian package libopenblas-dev; complex products through a
-//     small allocation-free wrapper, cgemm_cgo.go); with CGO_ENABLED=0 or -tags
+//     with -lopenblas, Debian package libopenblas-dev), one thread per call, with
+//     large products split over the GOMAXPROCS cores by Gemm itself (gemm_split.go
+//     says why) and by the LOT layer for complex ones; complex products go through
+//     a small allocation-free wrapper (cgemm_cgo.go). With CGO_ENABLED=0 or -tags
 //     noopenblas it is gonum's pure-Go BLAS, ten to twenty-five times slower.
+//   - Convolutions are behind the Conv interface: ConvOp (im2col and Gemm, any
+//     geometry, the exact operator that power iteration and certification use)
+//     and Winograd (F(2×2, 3×3) for 3×3 stride-1 convs, 2.25 times fewer
+//     multiplies, for training). Winograd's tile transforms for 16×16 planes with
+//     padding 1 run as AVX2 kernels (internal/wino) where the CPU has AVX2.
 //   - A kernel can come from its owner: ConvOp, LinearForward and friends take the
 //     weight as an argument (the LiResNet block convolves with I + A·V/√D), and
 //     Conv2d and Linear are thin owners of their Params around them.
@@ -33,9 +44,15 @@
 //   - PowerIteration converges to the largest singular value of the explicit operator
 //     matrix, and its weight gradient is d‖Av‖/dW with v fixed: TestPowerIteration*.
 //   - Orthogonal gives W Wᵀ = I or Wᵀ W = I: TestOrthogonal.
-//   - OpenBLAS and pure Go agree: TestGemmBackendsAgree, TestCgemmBackendsAgree.
-//     Speed: BenchmarkSgemm, BenchmarkCgemm3m, BenchmarkConvBlock (a LiResNet
-//     block conv, batch 256), BenchmarkIm2col, BenchmarkDFT, BenchmarkLOTStep.
+//   - Winograd agrees with ConvOp (forward, input, kernel and bias gradients) within
+//     float32 rounding on awkward sizes and the LiResNet block, and its gradients
+//     equal finite differences: TestWinogradMatchesConv, TestWinogradGrad. The AVX2
+//     kernels equal their Go twins exactly: TestWinogradKernelsMatchGo.
+//   - OpenBLAS (split over the cores and not) and pure Go agree, and a split product
+//     equals the whole: TestGemmBackendsAgree, TestSplitProduct, TestCgemmBackendsAgree.
+//     Speed: BenchmarkSgemm, BenchmarkCgemm3m, BenchmarkConvBlock (a LiResNet block
+//     conv, batch 256), BenchmarkWinograd (the same conv by im2col and by Winograd),
+//     BenchmarkIm2col, BenchmarkDFT, BenchmarkLOTStep.
 //   - LOT: the authors' three reference layers are reproduced, outputs and the
 //     gradients of weight, bias and input (TestLOTReference); the DFTs equal a
 //     direct DFT and are pairwise adjoint (TestDFTForward, TestDFTAdjoint);

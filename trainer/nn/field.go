@@ -13,9 +13,9 @@ import (
 // zero-size types real32 and complex32; all scalars passed in are real.
 type field[T any] interface {
 	// gemm is C ← alpha·op(A)·op(B) + beta·C; ConjTrans is Trans for reals.
-	// With a job it is split across the worker pool (parallel.go), for a
-	// product not already inside a parallel loop.
-	gemm(job *gemmJob, tA, tB blas.Transpose, m, n, k int, alpha float32, a []T, lda int, b []T, ldb int, beta float32, c []T, ldc int)
+	// With a split (a product not already inside a parallel loop) it may be
+	// computed over the cores; without, it is one single-threaded product.
+	gemm(split *cgemmSplit, tA, tB blas.Transpose, m, n, k int, alpha float32, a []T, lda int, b []T, ldb int, beta float32, c []T, ldc int)
 	// shiftIdentity writes dst = a·I + s·q for r×r matrices.
 	shiftIdentity(dst, q []T, r int, a, s float32)
 	addDiagonal(x []T, r int, v float32)
@@ -28,12 +28,12 @@ type field[T any] interface {
 
 type real32 struct{}
 
-func (real32) gemm(job *gemmJob, tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if job != nil {
-		gemmPar(job, tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+func (real32) gemm(split *cgemmSplit, tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if split != nil {
+		Gemm(tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) // splits large products itself
 		return
 	}
-	Gemm(tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmWhole(tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 func (real32) shiftIdentity(dst, q []float32, r int, a, s float32) {
@@ -89,9 +89,9 @@ func (real32) hermSum(dst, g []float32, r int) {
 
 type complex32 struct{}
 
-func (complex32) gemm(job *gemmJob, tA, tB blas.Transpose, m, n, k int, alpha float32, a []complex64, lda int, b []complex64, ldb int, beta float32, c []complex64, ldc int) {
-	if job != nil {
-		cgemmPar(job, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+func (complex32) gemm(split *cgemmSplit, tA, tB blas.Transpose, m, n, k int, alpha float32, a []complex64, lda int, b []complex64, ldb int, beta float32, c []complex64, ldc int) {
+	if split != nil {
+		cgemmPar(split, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	Cgemm(tA, tB, m, n, k, complex(alpha, 0), a, lda, b, ldb, complex(beta, 0), c, ldc)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 )
@@ -67,7 +68,6 @@ type LOT struct {
 	lastN     int
 	lastTrain bool
 	products  *lotProducts
-	job       gemmJob
 }
 
 // NewLOT makes a LOT layer named name (params name.weight, Cout×Cin×K×K, and
@@ -129,6 +129,7 @@ type lotProducts struct {
 	l    *LOT
 	n    int
 	what int
+	done sync.WaitGroup
 }
 
 const (
@@ -137,12 +138,13 @@ const (
 	kernelGradient
 )
 
-func (p *lotProducts) run(what, n int) {
+func (p *lotProducts) start(what, n int) {
 	p.what, p.n = what, n
-	parallelRange(p, p.l.dft.Frequencies())
+	parallel(p, p.l.dft.Frequencies(), parts(), &p.done)
 }
 
-func (p *lotProducts) runRange(_, lo, hi int) {
+// run computes frequencies [lo, hi) (parallel.go).
+func (p *lotProducts) run(_, lo, hi int) {
 	l, n := p.l, p.n
 	ci, co := l.Cin, l.Cout
 	for f := lo; f < hi; f++ {
@@ -217,7 +219,7 @@ func (l *LOT) Orthogonalize(train bool) {
 	}
 	oc, U := l.Cout*l.Cin, l.nR+l.nC
 	kk := l.K * l.K
-	gemmPar(&l.job, false, false, oc, 2*U, kk, 1, l.Weight.W, kk, l.phase, 2*U, 0, l.km, 2*U)
+	Gemm(false, false, oc, 2*U, kk, 1, l.Weight.W, kk, l.phase, 2*U, 0, l.km, 2*U)
 	km := l.km
 	for i := range oc {
 		row := km[i*2*U:][:2*U]
@@ -266,7 +268,7 @@ func (l *LOT) Forward(out, in []float32, n int, train bool) {
 	}
 	ci, co := l.Cin, l.Cout
 	l.dft.Forward(l.xhat, xs, n, ci)
-	l.products.run(outputSpectrum, n)
+	l.products.start(outputSpectrum, n)
 	l.dft.Inverse(out, l.zhat, n, co)
 	p := l.N * l.N
 	for i := range n * co {
@@ -289,7 +291,7 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 	ci, co := l.Cin, l.Cout
 	l.dft.InverseT(l.zhat, dOut, n, co) // zhat now holds ∂L/∂Ŷ
 	if dIn != nil {
-		l.products.run(inputGradient, n)
+		l.products.start(inputGradient, n)
 		if l.Stride > 1 {
 			l.dft.ForwardT(l.dxs, l.gx, n, ci)
 			depthToSpace(dIn, l.dxs, n, l.InC, l.Size, l.Stride)
@@ -309,7 +311,7 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 		l.Bias.G[i%co] += s
 	}
 	oc := co * ci
-	l.products.run(kernelGradient, n)
+	l.products.start(kernelGradient, n)
 	clear(l.gmoC)
 	for f, j := range l.rep {
 		g := l.gmo[f*oc:][:oc]
@@ -344,7 +346,7 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 		}
 	}
 	kk := l.K * l.K
-	gemmPar(&l.job, false, true, oc, kk, 2*U, 1, l.gkm, 2*U, l.phase, 2*U, 1, l.Weight.G, kk)
+	Gemm(false, true, oc, kk, 2*U, 1, l.gkm, 2*U, l.phase, 2*U, 1, l.Weight.G, kk)
 }
 
 // spaceToDepth writes dst[b][c·s²+k₁·s+k₂][i][j] = src[b][c][s·i+k₁][s·j+k₂]

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 )
@@ -32,9 +33,10 @@ type newtonSchulz[T any, F field[T]] struct {
 	y, p, z                  [][]T    // stash, count·rows² each: Y_k, P_k (k < iters), Z_k (2 ≤ k ≤ iters; Z₁ = P₀)
 	buf                      [][6][]T // scratch of each worker
 
-	job *gemmJob // splits each product when there is one matrix (no loop to split)
+	split *cgemmSplit // splits each product when there is one matrix (no loop to split)
+	done  sync.WaitGroup
 
-	// The running loop's arguments (runRange).
+	// The running loop's arguments (run).
 	backwardPass     bool
 	mo, m, gm, gmo   []T
 	stashThisForward bool
@@ -44,8 +46,8 @@ func newNewtonSchulz[T any, F field[T]](count, rows, cols, iters int) *newtonSch
 	if count < 0 || rows < 1 || cols < 1 || iters < 1 {
 		panic("nn: newtonSchulz: invalid size")
 	}
-	ns := &newtonSchulz[T, F]{count: count, rows: rows, cols: cols, iters: iters, sigma: make([]float64, count)}
-	ns.buf = make([][6][]T, min(Workers(), max(count, 1)))
+	ns := &newtonSchulz[T, F]{count: count, rows: rows, cols: cols, iters: iters, sigma: make([]float64, count), split: new(cgemmSplit)}
+	ns.buf = make([][6][]T, min(parts(), max(count, 1)))
 	for w := range ns.buf {
 		for i := range ns.buf[w] {
 			ns.buf[w][i] = make([]T, rows*rows)
@@ -79,23 +81,21 @@ func (ns *newtonSchulz[T, F]) forward(mo, m []T, stash bool) {
 	}
 	ns.stashed = stash
 	ns.backwardPass, ns.mo, ns.m, ns.stashThisForward = false, mo, m, stash
-	parallelRange(ns, ns.count)
+	parallel(ns, ns.count, parts(), &ns.done)
 }
 
-// single returns the job that splits products across the pool when there
-// is a single matrix, else nil (the loop over matrices is split instead).
-func (ns *newtonSchulz[T, F]) single() *gemmJob {
+// single returns the split that cuts products over the cores when there is
+// a single matrix, else nil (the loop over matrices is split instead).
+func (ns *newtonSchulz[T, F]) single() *cgemmSplit {
 	if ns.count == 1 {
-		if ns.job == nil {
-			ns.job = new(gemmJob)
-		}
-		return ns.job
+		return ns.split
 	}
 	return nil
 }
 
-// runRange runs forwardOne or backwardOne for matrices [lo, hi) on worker w.
-func (ns *newtonSchulz[T, F]) runRange(w, lo, hi int) {
+// run runs forwardOne or backwardOne for matrices [lo, hi) with part w's
+// scratch (parallel.go).
+func (ns *newtonSchulz[T, F]) run(w, lo, hi int) {
 	rc := ns.rows * ns.cols
 	for i := lo; i < hi; i++ {
 		if ns.backwardPass {
@@ -110,13 +110,13 @@ func (ns *newtonSchulz[T, F]) forwardOne(w, i int, mo, m []T, stash bool) {
 	f, r, c, iters := ns.f, ns.rows, ns.cols, ns.iters
 	rr := r * r
 	at := func(s [][]T, k int) []T { return s[k][i*rr:][:rr] }
-	buf, job := &ns.buf[w], ns.single()
+	buf, split := &ns.buf[w], ns.single()
 	// Without a stash: Y in buf 0/1, Z in buf 2/3, P in buf 4, Q in buf 5.
 	y, p := buf[0], buf[4]
 	if stash {
 		y, p = at(ns.y, 0), at(ns.p, 0)
 	}
-	f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, c, 1, m, c, m, c, 0, y, r)
+	f.gemm(split, blas.NoTrans, blas.ConjTrans, r, r, c, 1, m, c, m, c, 0, y, r)
 	f.addDiagonal(y, r, nsEps)
 	sigma := math.Sqrt(f.frob2(y)) + nsEps
 	ns.sigma[i] = sigma
@@ -132,29 +132,29 @@ func (ns *newtonSchulz[T, F]) forwardOne(w, i int, mo, m []T, stash bool) {
 		if stash {
 			yn = at(ns.y, 1)
 		}
-		f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r) // Y₁ = Y₀ P₀
+		f.gemm(split, blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r) // Y₁ = Y₀ P₀
 		y = yn
 	}
 	for k := 1; k < iters; k++ {
 		q := buf[5]
-		f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, z, r, y, r, 0, q, r)
+		f.gemm(split, blas.NoTrans, blas.NoTrans, r, r, r, 1, z, r, y, r, 0, q, r)
 		p, zn := buf[4], buf[2+k%2] // Z_k is in buf 2+(k+1)%2
 		if stash {
 			p, zn = at(ns.p, k), at(ns.z, k+1)
 		}
 		f.shiftIdentity(p, q, r, 1.5, -0.5)
-		f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, p, r, z, r, 0, zn, r)
+		f.gemm(split, blas.NoTrans, blas.NoTrans, r, r, r, 1, p, r, z, r, 0, zn, r)
 		if k < iters-1 {
 			yn := buf[(k+1)%2]
 			if stash {
 				yn = at(ns.y, k+1)
 			}
-			f.gemm(job, blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r)
+			f.gemm(split, blas.NoTrans, blas.NoTrans, r, r, r, 1, y, r, p, r, 0, yn, r)
 			y = yn
 		}
 		z = zn
 	}
-	f.gemm(job, blas.NoTrans, blas.NoTrans, r, c, r, float32(1/math.Sqrt(sigma)), z, r, m, c, 0, mo, c)
+	f.gemm(split, blas.NoTrans, blas.NoTrans, r, c, r, float32(1/math.Sqrt(sigma)), z, r, m, c, 0, mo, c)
 }
 
 // backward writes into gm the gradient with respect to m of a loss whose
@@ -165,7 +165,7 @@ func (ns *newtonSchulz[T, F]) backward(gm, gmo, m, mo []T) {
 		panic("nn: newtonSchulz.backward without a stashed forward")
 	}
 	ns.backwardPass, ns.gm, ns.gmo, ns.m, ns.mo = true, gm, gmo, m, mo
-	parallelRange(ns, ns.count)
+	parallel(ns, ns.count, parts(), &ns.done)
 }
 
 func (ns *newtonSchulz[T, F]) backwardOne(w, i int, gm, gmo, m, mo []T) {
@@ -180,29 +180,29 @@ func (ns *newtonSchulz[T, F]) backwardOne(w, i int, gm, gmo, m, mo []T) {
 	}
 	sigma := ns.sigma[i]
 	s := 1 / math.Sqrt(sigma)
-	buf, job := &ns.buf[w], ns.single()
+	buf, split := &ns.buf[w], ns.single()
 	gz, gy, gp, gzn, gyn := buf[0], buf[1], buf[2], buf[3], buf[4]
 	// M_orth = s·Z_T M.
-	f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, c, float32(s), gmo, c, m, c, 0, gz, r)
-	f.gemm(job, blas.ConjTrans, blas.NoTrans, r, c, r, float32(s), zOf(iters), r, gmo, c, 0, gm, c)
+	f.gemm(split, blas.NoTrans, blas.ConjTrans, r, r, c, float32(s), gmo, c, m, c, 0, gz, r)
+	f.gemm(split, blas.ConjTrans, blas.NoTrans, r, c, r, float32(s), zOf(iters), r, gmo, c, 0, gm, c)
 	gs := f.dotRe(gmo, mo) / s
 	hasGY := false // ∂L/∂Y_T = 0: Y_T is never used
 	for k := iters - 1; k >= 1; k-- {
 		zk, yk, pk := zOf(k), at(ns.y, k), at(ns.p, k)
 		// Z_{k+1} = P Z_k, Y_{k+1} = Y_k P, P = 1.5I − 0.5 Z_k Y_k.
-		f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gz, r, zk, r, 0, gp, r)
+		f.gemm(split, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gz, r, zk, r, 0, gp, r)
 		if hasGY {
-			f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, yk, r, gy, r, 1, gp, r)
-			f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, pk, r, 0, gyn, r)
+			f.gemm(split, blas.ConjTrans, blas.NoTrans, r, r, r, 1, yk, r, gy, r, 1, gp, r)
+			f.gemm(split, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, pk, r, 0, gyn, r)
 		}
-		f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, pk, r, gz, r, 0, gzn, r)
+		f.gemm(split, blas.ConjTrans, blas.NoTrans, r, r, r, 1, pk, r, gz, r, 0, gzn, r)
 		f.scale(gp, -0.5) // ∂L/∂(Z_k Y_k)
-		f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gp, r, yk, r, 1, gzn, r)
+		f.gemm(split, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gp, r, yk, r, 1, gzn, r)
 		beta := float32(0)
 		if hasGY {
 			beta = 1
 		}
-		f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, zk, r, gp, r, beta, gyn, r)
+		f.gemm(split, blas.ConjTrans, blas.NoTrans, r, r, r, 1, zk, r, gp, r, beta, gyn, r)
 		gz, gzn = gzn, gz
 		gy, gyn = gyn, gy
 		hasGY = true
@@ -212,8 +212,8 @@ func (ns *newtonSchulz[T, F]) backwardOne(w, i int, gm, gmo, m, mo []T) {
 	gy0 := gyn
 	clear(gy0)
 	if hasGY {
-		f.gemm(job, blas.ConjTrans, blas.NoTrans, r, r, r, 1, y0, r, gy, r, 1, gz, r)
-		f.gemm(job, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, p0, r, 0, gy0, r)
+		f.gemm(split, blas.ConjTrans, blas.NoTrans, r, r, r, 1, y0, r, gy, r, 1, gz, r)
+		f.gemm(split, blas.NoTrans, blas.ConjTrans, r, r, r, 1, gy, r, p0, r, 0, gy0, r)
 	}
 	f.axpy(gy0, -0.5, gz) // ∂L/∂Y₀ = ∂L/∂(S/σ)
 	// Y₀ = S/σ, σ = ‖S‖_F + ε, s = σ^(−1/2), S = M Mᴴ + εI.
@@ -221,5 +221,5 @@ func (ns *newtonSchulz[T, F]) backwardOne(w, i int, gm, gmo, m, mo []T) {
 	f.scale(gy0, float32(1/sigma))
 	f.axpy(gy0, float32(gsigma*sigma/(sigma-nsEps)), y0)
 	f.hermSum(gp, gy0, r)
-	f.gemm(job, blas.NoTrans, blas.NoTrans, r, c, r, 1, gp, r, m, c, 1, gm, c)
+	f.gemm(split, blas.NoTrans, blas.NoTrans, r, c, r, 1, gp, r, m, c, 1, gm, c)
 }
