@@ -11,7 +11,7 @@ import (
 	"math"
 )
 
-// A forward tile is rows x cols outputs (at most tileRows x 32) of a matrix
+// A forward tile is rows x cols outputs (at most TileRows... x TileCols) of a matrix
 // product-like loop over k inputs: x is rows x k (leading dimension ldx), wT
 // is k x cols (the transposed weight, leading dimension ldw), outputs are
 // rows x cols (ldy). Sums run over i in ascending order, one float32 rounding
@@ -55,7 +55,7 @@ type distKernels struct {
 var scalarKernels = distKernels{name: "go", infArgmax: infArgmaxGo, infMax: infMaxGo, powSum: powSumGo, powGrad: powGradGo,
 	infBounds: infBoundsGo, sortTop: sortTopGo, sortBounds: sortBoundsGo}
 
-// kernels is the path in use; init (dist_amd64_dispatch.go) switches it to
+// kernels is the path in use; init (dispatch_amd64.go) switches it to
 // AVX-512 where the CPU has it.
 var kernels = scalarKernels
 

@@ -1,14 +1,16 @@
 // Command asm generates ../kernels_amd64.s and its Go declarations
 // ../kernels_amd64.go: the AVX-512 kernels of the l_p-distance layers. Each
 // kernel has a pure-Go twin in ../kernel.go that computes bit for bit the
-// same result (TestDistKernelsAgree); the twins are the specification.
+// same result (TestKernelsAgree); the twins are the specification.
 //
-// Run it with `go generate ./trainer/nn/internal/distk` (it is a separate module so that avo
-// stays out of certmix's own dependencies).
+// Run it with `go generate ./trainer/nn/internal/distk` (it is a separate
+// module so that avo stays out of certmix's own dependencies; the first run
+// fetches avo from the module proxy).
 //
-// Layouts: the forward kernels vectorise over output units (16 per ZMM
-// register, 32 per tile) and read the transposed weight wT (in x out); the
-// backward kernel vectorises over input coordinates and reads w (out x in).
+// Layouts: the forward, bound and sort kernels vectorise over output units
+// (16 per ZMM register, 32 per tile) and read the packed weight (panels of
+// 32 units, each k x 32); the backward kernel vectorises over input
+// coordinates and reads w (out x in).
 // Every float32 operation is a separate rounded instruction (no FMA), in an
 // order the Go twin repeats.
 package main
@@ -41,7 +43,7 @@ const (
 	nExpCoeffs = 6
 )
 
-// The polynomials of pow (see powGo in kernel.go): log2(1+t) = t*P(t) on
+// The polynomials of pow (see Pow in kernel.go): log2(1+t) = t*P(t) on
 // [sqrt(1/2)-1, sqrt(2)-1] and 2^f = Q(f) on [-1/2, 1/2], near-minimax
 // float32 coefficients (relative error 3e-7 and 2.4e-7 in float32).
 var (
