@@ -88,6 +88,8 @@ func NewModel(cfg Config) (Model, error) {
 			return nil, err
 		}
 		return &SortNetModel{m}, nil
+	case ArchLOT:
+		return newLOT(cfg)
 	}
-	return nil, fmt.Errorf("architecture %q: want %s, %s or %s", cfg.Arch, ArchGloro, ArchLinfDist, ArchSortNet)
+	return nil, fmt.Errorf("architecture %q: want %s, %s, %s or %s", cfg.Arch, ArchGloro, ArchLinfDist, ArchSortNet, ArchLOT)
 }

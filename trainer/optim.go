@@ -18,7 +18,7 @@ type Optimizer interface {
 // OptimizerConfig names an optimiser and its hyperparameters; zero fields
 // take PyTorch's defaults.
 type OptimizerConfig struct {
-	Name         string  // "adamw" (the default when empty)
+	Name         string  // "adamw" (the default when empty) or "sgd"
 	Beta1, Beta2 float64 // Adam's betas
 	Eps          float64 // Adam's epsilon
 	Momentum     float64 // SGD
@@ -40,8 +40,10 @@ func NewOptimizer(cfg OptimizerConfig, params []*nn.Param, weightDecay float64) 
 			o.Eps = cfg.Eps
 		}
 		return o, nil
+	case "sgd":
+		return NewSGD(params, cfg.Momentum, weightDecay), nil
 	}
-	return nil, fmt.Errorf("optimizer %q: want adamw", cfg.Name)
+	return nil, fmt.Errorf("optimizer %q: want adamw or sgd", cfg.Name)
 }
 
 // AdamW is PyTorch's AdamW: Adam moments with bias correction and weight

@@ -22,6 +22,10 @@ var presets = map[string]func() Config{
 	"sortnet-nodrop-6000": func() Config { return sortNetPreset(6000, 1) },
 	"sortnet-mnist":       sortNetMNISTPreset,
 	"sortnet-hinge":       sortNetHingePreset,
+
+	"lot-s": func() Config { return lotPreset(10) },
+	"lot-m": func() Config { return lotPreset(20) },
+	"lot-l": func() Config { return lotPreset(40) },
 }
 
 // gloroPreset is GloroNet L{depth}W{width} as trained in the paper (spec

@@ -50,6 +50,7 @@ type Config struct {
 	Schedule                        string // the learning rate per step: "warmup-cosine", "cosine" or "multistep"
 	Augment                         AugmentConfig
 	Dist                            *DistConfig `json:"dist,omitempty"` // l_inf-dist Net and SortNet
+	LOT                             *LOTConfig  `json:"lot,omitempty"`  // LOT's own settings (lot.go)
 }
 
 // AugmentConfig is the architecture's training augmentation: a random crop

@@ -3,6 +3,8 @@
 //
 //	certmix train   --real URL --generated URL --fraction 0.7 --preset gloro-xs --epochs N --out DIR
 //	certmix certify --checkpoint DIR/last.safetensors --test URL --out DIR
+//	certmix sweep   [--executor local|slurm] --out DIR FILE; certmix sweep status DIR
+//	certmix report  SWEEPDIR; certmix report --predict GAP SWEEPDIR
 //
 // Run "certmix COMMAND --help" for the flags of each command.
 package main
@@ -18,6 +20,8 @@ var commands = []cli.Command{
 	{Name: "certify", Summary: "certify a checkpoint on a test dataset: radii, certified accuracy, plots", Run: runCertify},
 	{Name: "import", Summary: "turn the authors' PyTorch LiResNet weights (saved with np.savez) into a certmix checkpoint", Run: runImport},
 	{Name: "table", Summary: "print the certify summaries of several runs as a Markdown table", Run: runTable},
+	{Name: "sweep", Summary: "run a sweep file's grid of train+certify cells, locally or as a Slurm job array; sweep status", Run: runSweep},
+	{Name: "report", Summary: "a sweep's tables and plots (Markdown, HTML, PNG); --predict the gain from the fitted lines", Run: runReport},
 }
 
 func main() {

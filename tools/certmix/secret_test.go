@@ -16,16 +16,6 @@ import (
 
 func TestMain(m *testing.M) { s3test.Main(m) }
 
-// buildCertmix builds the command into a temporary directory.
-func buildCertmix(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "certmix")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestSecretNeverWritten trains and certifies a tiny model from datasets in
 // a real S3 bucket, then a run with a wrong secret, and searches every
 // output for the secrets: standard output and error, the checkpoints,

@@ -40,10 +40,10 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.Float64Var(&fraction, "fraction", 0.7, "share of generated images in every batch")
 	fs.StringVar(&testURL, "test", "", "test dataset for the per-epoch metrics")
 	fs.StringVar(&out, "out", "", "run directory: last.safetensors, best.safetensors (best certified test accuracy) and metrics.jsonl (required)")
-	fs.StringVar(&preset, "preset", "gloro-xs", "the paper's configuration: "+strings.Join(trainer.Presets(), ", ")+" (gloro-xs..l: LiResNet L6W128, L12W128, L18W128, L18W256)")
+	fs.StringVar(&preset, "preset", "gloro-xs", "the paper's configuration: "+strings.Join(trainer.Presets(), ", ")+" (gloro-xs..l: LiResNet L6W128, L12W128, L18W128, L18W256; lot-s..l: LipConvnet-10, -20, -40)")
 	fs.Int64Var(&epochs, "epochs", 0, "epochs (default: the preset's, e.g. 800)")
-	fs.IntVar(&depth, "depth", 0, "depth of the network, e.g. LiResNet blocks (default: the preset's)")
-	fs.IntVar(&width, "width", 0, "width of the network (default: the preset's)")
+	fs.IntVar(&depth, "depth", 0, "depth of the network, e.g. LiResNet blocks, LipConvnet's 5·b LOT layers (default: the preset's)")
+	fs.IntVar(&width, "width", 0, "width of the network, e.g. LipConvnet's init channels (default: the preset's)")
 	fs.IntVar(&batch, "batch", 0, "batch size (default: the preset's)")
 	fs.Float64Var(&lr, "lr", 0, "peak learning rate (default: the preset's)")
 	fs.StringVar(&schedule, "schedule", "", "learning rate schedule: warmup-cosine, cosine or multistep (default: the preset's)")
@@ -52,6 +52,7 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.IntVar(&evalN, "eval", 1000, "images of the real training set and of the test set evaluated after each epoch")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the model's initialisation and of the sampler")
 	fs.BoolVar(&resume, "resume", false, "continue from --out/last.safetensors")
+	lotOpts := newLOTFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +83,9 @@ func runTrain(ctx context.Context, args []string) error {
 	}
 	if schedule != "" {
 		cfg.Schedule = schedule
+	}
+	if err := lotOpts.apply(&cfg); err != nil {
+		return err
 	}
 	cfg.Seed = seed
 	cfg.WarmupEpochs = min(cfg.WarmupEpochs, max(cfg.Epochs/40, 1)) // 20 of 800 in the paper

@@ -33,6 +33,7 @@ type LiResNet struct {
 	wasTracked           bool
 
 	actStem, actBlock, actNeck, actFC *nn.MinMax
+	exact                             bool // the last forward ran the blocks' exact convs
 
 	// Activations of the last Forward, sized for maxBatch.
 	x0, stemOut, stemAct []float32
@@ -46,9 +47,14 @@ type LiResNet struct {
 }
 
 // LinearRes is the LiResNet block: one 3x3 convolution whose kernel is the
-// identity at the centre tap plus A ⊙ V / sqrt(D), and a bias.
+// identity at the centre tap plus A ⊙ V / sqrt(D), and a bias. The
+// convolution has two implementations of one linear map: Op (im2col), whose
+// operator the power iteration bounds and through which certification and
+// attacks evaluate the network, and Fast (Winograd F(2x2,3x3), 2.25 times
+// fewer multiplies), which training's Forward and Backward use.
 type LinearRes struct {
 	Op       *nn.ConvOp
+	Fast     nn.Conv
 	V        *nn.Param // W x W x 3 x 3, "weight"
 	A        *nn.Param // W, "affine"
 	Bias     *nn.Param // W
@@ -69,8 +75,10 @@ func NewLiResNet(depth, width, classes, channels, maxBatch int, rng *rand.Rand) 
 	}
 	m := &LiResNet{Depth: depth, Width: width, Classes: classes, Channels: channels, maxBatch: maxBatch}
 	m.Stem = nn.NewConv2d("stem.0", nn.ConvGeom{Cin: channels, Cout: width, K: 5, Stride: 2, Pad: 2, H: 32, W: 32}, true, maxBatch, rng)
+	blockGeom := nn.ConvGeom{Cin: width, Cout: width, K: 3, Stride: 1, Pad: 1, H: 16, W: 16}
+	fast := nn.NewWinograd(blockGeom, maxBatch) // scratch only: one serves every block
 	for i := range depth {
-		b := &LinearRes{Op: nn.NewConvOp(nn.ConvGeom{Cin: width, Cout: width, K: 3, Stride: 1, Pad: 1, H: 16, W: 16}, maxBatch),
+		b := &LinearRes{Op: nn.NewConvOp(blockGeom, maxBatch), Fast: fast,
 			V: nn.NewParam(fmt.Sprintf("backbone.%d.weight", 2*i), width, width, 3, 3),
 			A: nn.NewParam(fmt.Sprintf("backbone.%d.affine", 2*i), width, 1, 1, 1), Bias: nn.NewParam(fmt.Sprintf("backbone.%d.bias", 2*i), width),
 			Identity: make([]float32, width*width*9), Kernel: make([]float32, width*width*9), dKernel: make([]float32, width*width*9),
@@ -177,8 +185,27 @@ func (m *LiResNet) HeadRows() []float32 { return m.headHat }
 
 // Forward computes the logits of n images (n x Channels x 32 x 32, values in
 // [0,1]) and keeps the activations for Backward. The returned slice is the
-// model's own, valid until the next Forward.
+// model's own, valid until the next Forward. It is training's forward pass:
+// the blocks run their Fast (Winograd) convolutions, which compute the
+// network's map up to float32 rounding; Logits runs the exact path that
+// certificates are computed on.
 func (m *LiResNet) Forward(x []float32, n int) []float32 {
+	return m.forward(x, n, false)
+}
+
+// conv returns the block's convolution for the exact (certification) or the
+// training path.
+func (b *LinearRes) conv(exact bool) nn.Conv {
+	if exact {
+		return b.Op
+	}
+	return b.Fast
+}
+
+// forward is Forward through the blocks' exact convolutions (Op, the
+// operators whose norms K multiplies) or their training ones (Fast).
+func (m *LiResNet) forward(x []float32, n int, exact bool) []float32 {
+	m.exact = exact
 	for i, v := range x[:n*m.Channels*1024] {
 		m.x0[i] = v - 0.5
 	}
@@ -187,7 +214,7 @@ func (m *LiResNet) Forward(x []float32, n int) []float32 {
 	in := m.stemAct
 	for i, b := range m.Blocks {
 		b.kernel()
-		b.Op.Forward(m.blockOut[i], in, b.Kernel, b.Bias.W, n)
+		b.conv(exact).Forward(m.blockOut[i], in, b.Kernel, b.Bias.W, n)
 		m.actBlock.Forward(m.blockAct[i], m.blockOut[i], n)
 		in = m.blockAct[i]
 	}
@@ -203,7 +230,7 @@ func (m *LiResNet) Forward(x []float32, n int) []float32 {
 // Backward propagates dLogits (n x Classes) and dHat (the gradient of the
 // loss with respect to ŵ from other terms, e.g. the margin; may be nil) to
 // every parameter's gradient (accumulated). It uses the activations of the
-// last Forward.
+// last Forward, and the adjoints of the convolutions that computed them.
 func (m *LiResNet) Backward(dLogits, dHat []float32, n int) {
 	m.backward(dLogits, dHat, n, nil)
 }
@@ -248,7 +275,7 @@ func (m *LiResNet) backward(dLogits, dHat []float32, n int, dx []float32) {
 		if i > 0 {
 			in = m.blockAct[i-1]
 		}
-		b.Op.Backward(d, b.dKernel, b.Bias.G, other, in, b.Kernel, n)
+		b.conv(m.exact).Backward(d, b.dKernel, b.Bias.G, other, in, b.Kernel, n)
 		b.backKernel()
 	}
 	m.actStem.Backward(other, d, m.stemOut, n)
@@ -259,24 +286,27 @@ func (m *LiResNet) backward(dLogits, dHat []float32, n int, dx []float32) {
 func (m *LiResNet) InputSize() int { return m.Channels * 1024 }
 
 // Logits writes the logits of n images into dst, in chunks of the model's
-// batch size.
+// batch size. It is the network that certificates hold for: every layer runs
+// the convolution whose operator the power iterations bound (SubLipschitz),
+// so that K bounds this very computation up to its own float32 rounding.
 func (m *LiResNet) Logits(dst, x []float32, n int) error {
 	in := m.InputSize()
 	for lo := 0; lo < n; lo += m.maxBatch {
 		k := min(m.maxBatch, n-lo)
-		copy(dst[lo*m.Classes:(lo+k)*m.Classes], m.Forward(x[lo*in:(lo+k)*in], k))
+		copy(dst[lo*m.Classes:(lo+k)*m.Classes], m.forward(x[lo*in:(lo+k)*in], k, true))
 	}
 	return nil
 }
 
 // InputGradient writes the gradient with respect to x of
-// sum dlogits·logits(x). It leaves the parameters'
-// gradients changed: not for use during a training step.
+// sum dlogits·logits(x), through the same exact path as Logits, so that
+// attacks follow the gradient of the function they try to break. It leaves
+// the parameters' gradients changed: not for use during a training step.
 func (m *LiResNet) InputGradient(dx, x, dlogits []float32, n int) error {
 	in := m.InputSize()
 	for lo := 0; lo < n; lo += m.maxBatch {
 		k := min(m.maxBatch, n-lo)
-		m.Forward(x[lo*in:(lo+k)*in], k)
+		m.forward(x[lo*in:(lo+k)*in], k, true)
 		m.backward(dlogits[lo*m.Classes:(lo+k)*m.Classes], nil, k, dx[lo*in:(lo+k)*in])
 	}
 	return nil

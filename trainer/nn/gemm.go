@@ -44,6 +44,16 @@ func GemmBackend() string {
 	return defaultBackend
 }
 
+// GemmInfo describes the implementation behind Gemm for logs and benchmark
+// reports: for OpenBLAS, its kernels and thread count, and whether certmix
+// chose the kernels (see useAVX512Kernels).
+func GemmInfo() string {
+	if gemmer != nil {
+		return "custom"
+	}
+	return gemmInfo()
+}
+
 // Gemm computes C ← alpha·op(A)·op(B) + beta·C, where op(A) is m×k, op(B) is k×n
 // and C is m×n, all row-major with leading dimensions lda, ldb, ldc; op(X) is Xᵀ
 // when the matching trans flag is set. Empty products (m or n zero) do nothing.
@@ -62,6 +72,9 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	g := gemmer
 	if g == nil {
 		g = blas32.Implementation()
+		if splitGemm && splitProduct(g, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+			return
+		}
 	}
 	g.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

@@ -9,15 +9,32 @@ package nn
 
 /*
 #cgo LDFLAGS: -lopenblas
+extern char *openblas_get_corename(void);
+extern int openblas_get_num_threads(void);
+extern void openblas_set_num_threads(int);
 */
 import "C"
 
 import (
+	"fmt"
+
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/netlib/blas/netlib"
 )
 
+// OpenBLAS runs each call on one thread, and Gemm splits large products over
+// GOMAXPROCS cores itself (gemm_split.go), whatever OPENBLAS_NUM_THREADS says.
 func init() {
 	blas32.Use(netlib.Implementation{})
 	defaultBackend = "openblas"
+	C.openblas_set_num_threads(1)
+	splitGemm = true
+}
+
+// gemmInfo names OpenBLAS's kernels (chosen from the CPU, or by the
+// environment variable OPENBLAS_CORETYPE), its threads per call and the
+// cores Gemm splits products over.
+func gemmInfo() string {
+	return fmt.Sprintf("openblas, %s kernels, %d thread(s) per call, products split over %d cores",
+		C.GoString(C.openblas_get_corename()), int(C.openblas_get_num_threads()), parts())
 }

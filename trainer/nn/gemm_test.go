@@ -3,13 +3,16 @@ package nn
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"testing"
 
+	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // backends are the Gemmers the tests and benchmarks compare: the build's default
-// (OpenBLAS with cgo) and gonum's pure Go.
+// as Gemm uses it (nil: OpenBLAS with cgo, large products split over the
+// cores), its BLAS called directly, and gonum's pure Go.
 func backends() []struct {
 	name string
 	g    Gemmer
@@ -17,11 +20,11 @@ func backends() []struct {
 	return []struct {
 		name string
 		g    Gemmer
-	}{{defaultBackend, blas32.Implementation()}, {"gonum", PureGo()}}
+	}{{defaultBackend, nil}, {defaultBackend + "-unsplit", blas32.Implementation()}, {"gonum", PureGo()}}
 }
 
 func TestGemmBackendsAgree(t *testing.T) {
-	t.Logf("default backend: %s", GemmBackend())
+	t.Logf("default backend: %s", GemmInfo())
 	defer SetGemmer(SetGemmer(nil))
 	rng := newRNG(1000)
 	for _, c := range []struct {
@@ -36,6 +39,12 @@ func TestGemmBackendsAgree(t *testing.T) {
 		{16, 40, 9, false, true, 0.5, -2, 0, 3, 0},
 		{64, 64, 64, true, true, 1, 0.25, 1, 1, 2},
 		{128, 256, 1152, false, false, 1, 0, 0, 0, 0},
+		// Split over the cores by columns and by rows, sizes not multiples of
+		// the split block, every transpose, padded leading dimensions.
+		{77, 300, 200, false, false, 1, 0, 0, 0, 0},
+		{77, 300, 200, true, true, -0.5, 1, 3, 1, 2},
+		{301, 50, 260, true, false, 1, 0.5, 0, 2, 1},
+		{301, 50, 260, false, true, 2, 0, 1, 0, 3},
 	} {
 		t.Run(fmt.Sprintf("%dx%dx%d_tA%v_tB%v", c.m, c.n, c.k, c.tA, c.tB), func(t *testing.T) {
 			ra, ca := c.m, c.k
@@ -142,5 +151,66 @@ func BenchmarkIm2col(b *testing.B) {
 	for b.Loop() {
 		g.im2col(col, in, 1)
 		g.col2im(in, col, 1)
+	}
+}
+
+// countingGemm is naiveGemm that counts its calls (from any goroutine).
+type countingGemm struct{ calls *atomic.Int32 }
+
+func (c countingGemm) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, cc []float32, ldc int) {
+	c.calls.Add(1)
+	naiveGemm{}.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+}
+
+// TestSplitProduct: a large product is cut into one call per core, whose
+// blocks together equal the whole; a small one is left to the caller.
+func TestSplitProduct(t *testing.T) {
+	rng := newRNG(1001)
+	var calls atomic.Int32
+	g := countingGemm{&calls}
+	for _, c := range []struct {
+		m, n, k int
+		tA, tB  bool
+		split   bool
+	}{
+		{40, 200, 300, false, false, true}, // by columns
+		{200, 40, 300, true, true, true},   // by rows
+		{16, 16, 16, false, false, false},  // too small
+	} {
+		ra, ca := c.m, c.k
+		if c.tA {
+			ra, ca = c.k, c.m
+		}
+		rb, cb := c.k, c.n
+		if c.tB {
+			rb, cb = c.n, c.k
+		}
+		a, b, c0 := randF32(rng, ra*ca), randF32(rng, rb*cb), randF32(rng, c.m*c.n)
+		tA, tB := blas.NoTrans, blas.NoTrans
+		if c.tA {
+			tA = blas.Trans
+		}
+		if c.tB {
+			tB = blas.Trans
+		}
+		want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+		naiveGemm{}.Sgemm(tA, tB, c.m, c.n, c.k, 1.5, a, ca, b, cb, 0.5, want, c.n)
+		calls.Store(0)
+		did := splitProduct(g, tA, tB, c.m, c.n, c.k, 1.5, a, ca, b, cb, 0.5, got, c.n)
+		if did != (c.split && parts() > 1) {
+			t.Fatalf("%dx%dx%d: split %v, want %v on %d cores", c.m, c.n, c.k, did, c.split, parts())
+		}
+		if !did {
+			continue
+		}
+		if int(calls.Load()) != parts() {
+			t.Errorf("%dx%dx%d: %d calls, want one per core (%d)", c.m, c.n, c.k, calls.Load(), parts())
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%dx%dx%d: c[%d] = %g, unsplit %g", c.m, c.n, c.k, i, got[i], want[i])
+			}
+		}
 	}
 }

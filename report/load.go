@@ -1,0 +1,162 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"certmix/certifier"
+	"certmix/sweep"
+)
+
+// Result is what a cell's files say, in percent (accuracies) and points
+// (differences of accuracies).
+type Result struct {
+	sweep.Cell
+	// Done is false for a cell of the plan that has not finished; its
+	// numbers are then zero.
+	Done bool
+	// Clean and Certified are the test accuracies of the certified
+	// checkpoint, certified at Eps (certify's report.json).
+	Clean, Certified float64
+	Eps              float64
+	// Radii and CertifiedAt are the certified accuracies at several radii
+	// (certify's summary.json).
+	Radii, CertifiedAt []float64
+	// TrainClean is the clean accuracy on the real training images and
+	// GeneralizationGap = TrainClean - Clean (summary.json).
+	TrainClean, GeneralizationGap float64
+	// History holds the per-epoch evaluations of the training run
+	// (metrics.jsonl): certified accuracy on its evaluation images.
+	History []Epoch
+}
+
+// Epoch is one line of a training run's metrics.jsonl.
+type Epoch struct {
+	Epoch int64 `json:"epoch"`
+	// TestCertified is the certified accuracy on the run's evaluation
+	// images of the test set (a fraction; certmix train --eval).
+	TestCertified *float64 `json:"test_certified"`
+}
+
+// Dir is the cell's directory.
+func (r Result) dir(sweepDir string) string { return sweep.CellDir(sweepDir, r.Name) }
+
+// summary is the part of certify's summary.json the report reads.
+type summary struct {
+	Eps               []float64 `json:"eps"`
+	Certified         []float64 `json:"certified"`
+	TrainClean        float64   `json:"train_clean"`
+	GeneralizationGap float64   `json:"generalization_gap"`
+}
+
+// Load reads the results of every cell of the sweep directory dir's plan.
+// A cell that is not done is returned with Done false; a done cell whose
+// files are missing or broken is an error.
+func Load(dir string) (*sweep.Plan, []Result, error) {
+	p, err := sweep.ReadPlan(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Result
+	for _, c := range p.Cells {
+		r := Result{Cell: c}
+		if sweep.IsDone(dir, c.Name) {
+			if err := r.load(sweep.CellDir(dir, c.Name)); err != nil {
+				return nil, nil, fmt.Errorf("cell %s: %w", c.Name, err)
+			}
+			r.Done = true
+		}
+		out = append(out, r)
+	}
+	return p, out, nil
+}
+
+func (r *Result) load(cd string) error {
+	f, err := os.Open(filepath.Join(cd, "certify", "report.json"))
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	rep, err := certifier.ReadReport(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("certify/report.json: %w", err)
+	}
+	r.Clean, r.Certified, r.Eps = 100*rep.CleanAccuracy, 100*rep.CertifiedAccuracy, rep.Eps
+	data, err := os.ReadFile(filepath.Join(cd, "certify", "summary.json"))
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	var s summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("certify/summary.json: %w", err)
+	}
+	if len(s.Eps) != len(s.Certified) {
+		return fmt.Errorf("certify/summary.json: %d radii and %d certified accuracies", len(s.Eps), len(s.Certified))
+	}
+	r.Radii = s.Eps
+	for _, c := range s.Certified {
+		r.CertifiedAt = append(r.CertifiedAt, 100*c)
+	}
+	r.TrainClean, r.GeneralizationGap = 100*s.TrainClean, 100*s.GeneralizationGap
+	for _, v := range []float64{r.Clean, r.Certified, r.TrainClean, r.GeneralizationGap} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return errors.New("certify's results hold a NaN or an infinity")
+		}
+	}
+	r.History, err = readMetrics(filepath.Join(cd, "train", "metrics.jsonl"))
+	return err
+}
+
+// readMetrics reads metrics.jsonl. An epoch written twice (a run resumed
+// from before the epoch's end) keeps its last line; a file that is missing
+// gives no epochs.
+func readMetrics(path string) ([]Epoch, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	var out []Epoch
+	at := map[int64]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var e Epoch
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		if i, ok := at[e.Epoch]; ok {
+			out[i] = e
+			continue
+		}
+		at[e.Epoch] = len(out)
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
+
+// radii reads the cell's per-image results (certify's radii.csv) for the
+// radius CDF.
+func (r Result) radii(sweepDir string) ([]certifier.Result, error) {
+	f, err := os.Open(filepath.Join(r.dir(sweepDir), "certify", "radii.csv"))
+	if err != nil {
+		return nil, fmt.Errorf("cell %s: %w", r.Name, err)
+	}
+	defer f.Close()
+	res, err := certifier.ReadCSV(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("cell %s: radii.csv: %w", r.Name, err)
+	}
+	return res, nil
+}

@@ -1,0 +1,57 @@
+// Package report turns a sweep directory (see package sweep) into the
+// paper's tables and figures: clean and certified accuracy per
+// architecture and training length with and without generated data and
+// the best gain (Tables 1-4), accuracy against the generated fraction
+// (Fig. 4), the gain against the base model's generalization gap with a
+// least-squares line per architecture family and the gaps with and without
+// generated data (Fig. 3), best against last epoch (Fig. 6) and the radius
+// distributions (Fig. 5); and, from the fitted lines, a prediction of the
+// gain a new model would get, with a prediction interval.
+//
+// Every number comes from the cells' files (certify's report.json and
+// summary.json, train's metrics.jsonl, radii.csv): TestReportNumbers builds
+// a sweep directory of known results and checks each table entry, the
+// fitted slope and intercept with their standard errors, and the
+// prediction against values computed by hand.
+package report
+
+import (
+	"certmix/sweep"
+)
+
+// Report is a sweep's results and what the report derives from them.
+type Report struct {
+	Dir      string
+	Plan     *sweep.Plan
+	Results  []Result
+	Table    Table
+	Gains    []Gain
+	Fits     []Fit
+	BestLast []BestLast
+}
+
+// Build reads the sweep directory dir and derives the tables, gains, fits
+// and best-versus-last points.
+func Build(dir string) (*Report, error) {
+	p, results, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Dir: dir, Plan: p, Results: results}
+	r.Table = NewTable(results, p.Generated)
+	r.Gains = r.Table.Gains()
+	r.Fits = Fits(r.Gains, "")
+	r.BestLast = BestVsLast(results)
+	return r, nil
+}
+
+// Unfinished names the cells of the plan that are not done.
+func (r *Report) Unfinished() []string {
+	var out []string
+	for _, c := range r.Results {
+		if !c.Done {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}

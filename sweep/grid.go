@@ -1,0 +1,182 @@
+package sweep
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Cell is one run of a sweep: certmix train, then certmix certify, in a
+// directory of its own named by its parameters.
+type Cell struct {
+	Name   string `json:"name"`
+	Label  string `json:"label,omitempty"`
+	Preset string `json:"preset"`
+	Epochs int    `json:"epochs"`
+	// Fraction is the share of generated images per batch; Generated names
+	// the amount (empty at fraction 0, the base model).
+	Fraction  float64 `json:"fraction"`
+	Generated string  `json:"generated,omitempty"`
+	Seed      uint64  `json:"seed"`
+	Schedule  string  `json:"schedule,omitempty"`
+	// The datasets, as URLs with local paths made absolute.
+	Real          string `json:"real"`
+	Test          string `json:"test"`
+	GeneratedData string `json:"generated_data,omitempty"`
+	// Train and Certify are the commands' flags without the run's own
+	// paths (--out, --resume, --checkpoint), which the sweep adds.
+	Train   []string `json:"train"`
+	Certify []string `json:"certify"`
+	// Checkpoint is the checkpoint certified: last or best.
+	Checkpoint string `json:"checkpoint"`
+}
+
+// Row names the cell's row in the report's tables: its name without the
+// fraction and the amount of generated data. The cells of one row share
+// everything but the generated data, and its fraction-0 cell is their base.
+func (c Cell) Row() string { return c.name(false) }
+
+// Arch is the cell's architecture as the report's rows show it: the
+// preset, after the grid's label if it has one.
+func (c Cell) Arch() string {
+	if c.Label != "" {
+		return c.Label + " " + c.Preset
+	}
+	return c.Preset
+}
+
+// Family groups cells for the line fit of gain against generalization gap
+// (the paper's Fig. 3 has one line per architecture, sizes pooled): the
+// preset up to its first '-', e.g. gloro for gloro-xs and gloro-l.
+func (c Cell) Family() string {
+	f, _, _ := strings.Cut(c.Preset, "-")
+	return f
+}
+
+// name is label_preset_eE_fF_amount_schedule_sS with the empty parts left
+// out; withData false leaves out the fraction and the amount.
+func (c Cell) name(withData bool) string {
+	parts := []string{}
+	if c.Label != "" {
+		parts = append(parts, c.Label)
+	}
+	parts = append(parts, c.Preset, "e"+strconv.Itoa(c.Epochs))
+	if withData {
+		parts = append(parts, "f"+formatFraction(c.Fraction))
+		if c.Generated != "" {
+			parts = append(parts, c.Generated)
+		}
+	}
+	if c.Schedule != "" {
+		parts = append(parts, c.Schedule)
+	}
+	parts = append(parts, "s"+strconv.FormatUint(c.Seed, 10))
+	return strings.Join(parts, "_")
+}
+
+func formatFraction(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// Expand turns a sweep file into its cells, in the file's order (grid,
+// preset, epochs, schedule, seed, fraction, amount). Relative local paths
+// are made absolute from dir. Fraction 0 is one cell whatever the amounts;
+// a cell given twice with the same settings is kept once, and two cells of
+// one name with different settings are refused (give the grids labels).
+func Expand(f *File, dir string) ([]Cell, error) {
+	abs := func(u string) string {
+		if u == "" || strings.Contains(u, "://") || filepath.IsAbs(u) {
+			return u
+		}
+		return filepath.Join(dir, u)
+	}
+	checkpoint := f.Checkpoint
+	if checkpoint == "" {
+		checkpoint = "last"
+	}
+	var cells []Cell
+	seen := map[string]int{}
+	for gi, g := range f.Grids {
+		train := maps.Clone(f.Train)
+		if train == nil {
+			train = Flags{}
+		}
+		maps.Copy(train, g.Train)
+		amounts := []string(g.Generated)
+		if len(amounts) == 0 && len(f.Data.Generated) == 1 {
+			amounts = []string{f.Data.Generated[0].Name}
+		}
+		for _, preset := range g.Preset {
+			for _, epochs := range g.Epochs {
+				for _, schedule := range orOne(g.Schedule, "") {
+					for _, seed := range orOne(g.Seed, 0) {
+						for _, fraction := range g.Fraction {
+							gens := amounts
+							if fraction == 0 {
+								gens = []string{""}
+							}
+							for _, gen := range gens {
+								c := Cell{Label: g.Label, Preset: preset, Epochs: epochs, Fraction: fraction, Generated: gen,
+									Seed: seed, Schedule: schedule, Real: abs(f.Data.Real), Test: abs(f.Data.Test), Checkpoint: checkpoint}
+								if gen != "" {
+									u, _ := f.Data.Generated.URL(gen)
+									c.GeneratedData = abs(u)
+								}
+								c.Name = c.name(true)
+								c.Train = c.trainFlags(train)
+								c.Certify = c.certifyFlags(f.Certify)
+								if i, ok := seen[c.Name]; ok {
+									if !slices.Equal(cells[i].Train, c.Train) || !slices.Equal(cells[i].Certify, c.Certify) {
+										return nil, fmt.Errorf("%w: grids[%d]: cell %s is also in an earlier grid with other settings; give the grids labels", ErrFile, gi, c.Name)
+									}
+									continue
+								}
+								seen[c.Name] = len(cells)
+								cells = append(cells, c)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return cells, nil
+}
+
+func orOne[T any](l List[T], def T) []T {
+	if len(l) == 0 {
+		return []T{def}
+	}
+	return l
+}
+
+// trainFlags are the cell's certmix train flags: the axes, then the fixed
+// flags in name order.
+func (c Cell) trainFlags(fixed Flags) []string {
+	a := []string{"--real", c.Real}
+	if c.Generated != "" {
+		a = append(a, "--generated", c.GeneratedData)
+	}
+	a = append(a, "--fraction", formatFraction(c.Fraction), "--preset", c.Preset, "--epochs", strconv.Itoa(c.Epochs),
+		"--seed", strconv.FormatUint(c.Seed, 10))
+	if c.Schedule != "" {
+		a = append(a, "--schedule", c.Schedule)
+	}
+	a = append(a, "--test", c.Test)
+	return append(a, sortedFlags(fixed)...)
+}
+
+// certifyFlags certify on the test set, with the real training set for the
+// generalization gap.
+func (c Cell) certifyFlags(fixed Flags) []string {
+	return append([]string{"--test", c.Test, "--train", c.Real}, sortedFlags(fixed)...)
+}
+
+func sortedFlags(f Flags) []string {
+	var a []string
+	for _, k := range slices.Sorted(maps.Keys(f)) {
+		a = append(a, "--"+k, f[k])
+	}
+	return a
+}
