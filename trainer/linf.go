@@ -22,11 +22,11 @@ type DistConfig struct {
 	// Loss is "hinge" (Config A, with HingeMix) or "mixture" (SortNet and
 	// Config B: the clipped hinge plus lambda·CE, lambda decaying from
 	// Lambda0 to LambdaEnd with the p schedule).
-	Loss               string
-	HingeMix           float64 `json:",omitempty"`
+	Loss               string  `json:"loss"`
+	HingeMix           float64 `json:"hinge_mix,omitempty"`
 	Lambda0, LambdaEnd float64 `json:",omitempty"`
 	// EpsTrain is the radius of the training margins, in pixel units.
-	EpsTrain float64
+	EpsTrain float64 `json:"eps_train"`
 	// PStart and PEnd are p's schedule, rising per iteration from the
 	// fraction PRampStart of the run to PRampEnd, then inf (spec 2.4).
 	PStart, PEnd         float64
