@@ -94,7 +94,7 @@ func runCertify(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		tcert, err := tr.Model.Certify(tx, tl, 0) // clean accuracy only: no interval bounds
+		tcert, err := tr.Model.Certify(tx, tl, *eps)
 		if err != nil {
 			return err
 		}
