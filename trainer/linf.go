@@ -129,11 +129,7 @@ func (m *LinfModel) Buffers() []Buffer {
 }
 
 // chunks calls f on consecutive row ranges of at most the model's batch.
-func (m *LinfModel) chunks(n int, f func(lo, rows int)) {
-	for lo := 0; lo < n; lo += m.cfg.Batch {
-		f(lo, min(m.cfg.Batch, n-lo))
-	}
-}
+func (m *LinfModel) chunks(n int, f func(lo, rows int)) { models.Chunks(n, m.cfg.Batch, f) }
 
 // Logits computes the evaluation-mode logits (unscaled: the scalar enters
 // only the loss).

@@ -282,10 +282,9 @@ func (m *LipConvnet) Backward(dLogits, dHat []float32, n int, dx []float32) {
 // of the model's batch size.
 func (m *LipConvnet) Logits(dst, x []float32, n int) error {
 	in := m.InputSize()
-	for lo := 0; lo < n; lo += m.maxBatch {
-		k := min(m.maxBatch, n-lo)
+	Chunks(n, m.maxBatch, func(lo, k int) {
 		copy(dst[lo*m.Classes:(lo+k)*m.Classes], m.Forward(x[lo*in:(lo+k)*in], k, false))
-	}
+	})
 	return nil
 }
 
@@ -294,11 +293,10 @@ func (m *LipConvnet) Logits(dst, x []float32, n int) error {
 // left alone.
 func (m *LipConvnet) InputGradient(dx, x, dlogits []float32, n int) error {
 	in := m.InputSize()
-	for lo := 0; lo < n; lo += m.maxBatch {
-		k := min(m.maxBatch, n-lo)
+	Chunks(n, m.maxBatch, func(lo, k int) {
 		m.Forward(x[lo*in:(lo+k)*in], k, false)
 		m.Backward(dlogits[lo*m.Classes:(lo+k)*m.Classes], nil, k, dx[lo*in:(lo+k)*in])
-	}
+	})
 	return nil
 }
 

@@ -291,10 +291,9 @@ func (m *LiResNet) InputSize() int { return m.Channels * 1024 }
 // so that K bounds this very computation up to its own float32 rounding.
 func (m *LiResNet) Logits(dst, x []float32, n int) error {
 	in := m.InputSize()
-	for lo := 0; lo < n; lo += m.maxBatch {
-		k := min(m.maxBatch, n-lo)
+	Chunks(n, m.maxBatch, func(lo, k int) {
 		copy(dst[lo*m.Classes:(lo+k)*m.Classes], m.forward(x[lo*in:(lo+k)*in], k, true))
-	}
+	})
 	return nil
 }
 
@@ -304,11 +303,10 @@ func (m *LiResNet) Logits(dst, x []float32, n int) error {
 // the parameters' gradients changed: not for use during a training step.
 func (m *LiResNet) InputGradient(dx, x, dlogits []float32, n int) error {
 	in := m.InputSize()
-	for lo := 0; lo < n; lo += m.maxBatch {
-		k := min(m.maxBatch, n-lo)
+	Chunks(n, m.maxBatch, func(lo, k int) {
 		m.forward(x[lo*in:(lo+k)*in], k, true)
 		m.backward(dlogits[lo*m.Classes:(lo+k)*m.Classes], nil, k, dx[lo*in:(lo+k)*in])
-	}
+	})
 	return nil
 }
 
