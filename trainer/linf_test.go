@@ -1,14 +1,11 @@
 package trainer
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"certmix/certifier"
-	"certmix/shards"
 )
 
 // TestLinfLossGrad: the hinge and mixture losses' gradients (logits and
@@ -387,50 +384,14 @@ func TestSortNetRecalibrate(t *testing.T) {
 // the running means of runs that never stopped (SortNet's subsets come from
 // the step's seed; the running means are checkpointed buffers).
 func TestLinfResumeEqualsUninterrupted(t *testing.T) {
-	ctx := context.Background()
 	for _, arch := range []string{ArchLinfDist, ArchSortNet} {
 		t.Run(arch, func(t *testing.T) {
-			cfgOf := func() Config {
-				_, cfg := tinyDist(t, arch, 30)
-				cfg.Batch, cfg.Width = 16, 8
-				if cfg.Dist.Group > 0 {
-					cfg.Dist.Group = 8
-				}
-				return cfg
+			_, cfg := tinyDist(t, arch, 30)
+			cfg.Batch, cfg.Width = 16, 8
+			if cfg.Dist.Group > 0 {
+				cfg.Dist.Group = 8
 			}
-			full, _ := New(cfgOf())
-			want := run(t, full, &toyBatches{n: 16}, 30)
-			first, _ := New(cfgOf())
-			data := &toyBatches{n: 16}
-			got := run(t, first, data, 12)
-			store, _ := shards.NewLocal(t.TempDir())
-			if err := first.Save(ctx, store, "ckpt.safetensors", data.State()); err != nil {
-				t.Fatal(err)
-			}
-			ck, err := ReadCheckpoint(ctx, store, "ckpt.safetensors")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resumed, _, err := Load(ck)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, run(t, resumed, &toyBatches{step: data.step, n: 16}, 18)...)
-			for i := range want {
-				if got[i] != want[i] {
-					t.Fatalf("step %d: loss %v after resume, %v uninterrupted", i+1, got[i], want[i])
-				}
-			}
-			for i, p := range resumed.Model.Params() {
-				if !slices.Equal(p.W, full.Model.Params()[i].W) {
-					t.Fatalf("%s differs after resume", p.Name)
-				}
-			}
-			for i, b := range resumed.Model.Buffers() {
-				if !slices.Equal(b.Data, full.Model.Buffers()[i].Data) {
-					t.Fatalf("%s differs after resume", b.Name)
-				}
-			}
+			resumeEqualsUninterrupted(t, cfg, 12, 18)
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package trainer
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"certmix/certifier"
-	"certmix/shards"
 	"certmix/trainer/nn"
 )
 
@@ -209,46 +206,7 @@ func TestLOTCertificatesSurviveAttacks(t *testing.T) {
 // checkpoint) stopped, evaluated, saved and resumed has the loss curve and
 // the final weights of one that never stopped.
 func TestLOTResumeEqualsUninterrupted(t *testing.T) {
-	ctx := context.Background()
-	cfg := tinyLOT(5, false)
-	full, _ := New(cfg)
-	want := run(t, full, &toyBatches{n: 16}, 16)
-
-	first, _ := New(cfg)
-	data := &toyBatches{n: 16}
-	got := run(t, first, data, 7)
-	x := make([]float32, 4*1024)
-	if _, err := first.Model.Certify(x, make([]int, 4), cfg.Eps); err != nil {
-		t.Fatal(err)
-	}
-	store, _ := shards.NewLocal(t.TempDir())
-	if err := first.Save(ctx, store, "ckpt.safetensors", data.State()); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := ReadCheckpoint(ctx, store, "ckpt.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resumed, state, err := Load(ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var step int64
-	json.Unmarshal(state, &step)
-	got = append(got, run(t, resumed, &toyBatches{step: step, n: 16}, 9)...)
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("step %d: loss %v after resume, %v uninterrupted", i+1, got[i], want[i])
-		}
-	}
-	for i, p := range resumed.Model.Params() {
-		q := full.Model.Params()[i]
-		for j := range p.W {
-			if p.W[j] != q.W[j] {
-				t.Fatalf("%s differs after resume", p.Name)
-			}
-		}
-	}
+	resumeEqualsUninterrupted(t, tinyLOT(5, false), 7, 9)
 }
 
 // BenchmarkLOTTrainStep times one LOT-S (LipConvnet-10, width 32) training

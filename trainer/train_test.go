@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"certmix/certifier"
@@ -61,17 +62,33 @@ func run(t *testing.T, tr *Trainer, data *toyBatches, steps int) []float64 {
 	return losses
 }
 
-// TestResumeEqualsUninterrupted: a run stopped at a checkpoint and resumed
-// has the same loss curve and ends with the same weights as one that never
-// stopped.
+// TestResumeEqualsUninterrupted: a GloroNet run stopped at a checkpoint and
+// resumed has the same loss curve and ends with the same weights and power
+// vectors as one that never stopped.
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	ctx := context.Background()
-	full, _ := New(tinyConfig())
-	want := run(t, full, &toyBatches{n: 16}, 30)
+	resumeEqualsUninterrupted(t, tinyConfig(), 12, 18)
+}
 
-	first, _ := New(tinyConfig())
+// resumeEqualsUninterrupted trains cfg for before+after steps without a
+// stop, and again stopped after before steps, certified (an evaluation
+// between epochs), saved, loaded and continued from the saved batches'
+// state; it fails unless the loss curves, the weights and the buffers are
+// equal bit for bit.
+func resumeEqualsUninterrupted(t *testing.T, cfg Config, before, after int) {
+	t.Helper()
+	ctx := context.Background()
+	full, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := run(t, full, &toyBatches{n: 16}, before+after)
+
+	first, _ := New(cfg)
 	data := &toyBatches{n: 16}
-	got := run(t, first, data, 12)
+	got := run(t, first, data, before)
+	if _, err := first.Model.Certify(make([]float32, 4*first.Model.InputSize()), make([]int, 4), cfg.Eps); err != nil {
+		t.Fatal(err)
+	}
 	store, _ := shards.NewLocal(t.TempDir())
 	if err := first.Save(ctx, store, "ckpt.safetensors", data.State()); err != nil {
 		t.Fatal(err)
@@ -85,19 +102,23 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var step int64
-	json.Unmarshal(state, &step)
-	got = append(got, run(t, resumed, &toyBatches{step: step, n: 16}, 18)...)
+	if err := json.Unmarshal(state, &step); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, run(t, resumed, &toyBatches{step: step, n: 16}, after)...)
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("step %d: loss %v after resume, %v uninterrupted", i+1, got[i], want[i])
 		}
 	}
 	for i, p := range resumed.Model.Params() {
-		q := full.Model.Params()[i]
-		for j := range p.W {
-			if p.W[j] != q.W[j] {
-				t.Fatalf("%s differs after resume", p.Name)
-			}
+		if !slices.Equal(p.W, full.Model.Params()[i].W) {
+			t.Fatalf("%s differs after resume", p.Name)
+		}
+	}
+	for i, b := range resumed.Model.Buffers() {
+		if !slices.Equal(b.Data, full.Model.Buffers()[i].Data) {
+			t.Fatalf("%s differs after resume", b.Name)
 		}
 	}
 }
