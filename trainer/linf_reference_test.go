@@ -46,13 +46,13 @@ func labelsOf(a *npy.Array) []int {
 }
 
 // TestLinfDistReproducesTheAuthors: on the authors' MLPModel D3W32
-// (../shared/testdata/README.md), the training-mode logits at p = 8, the
+// (testdata/README.md), the training-mode logits at p = 8, the
 // worst-case margins, the hinge loss and every gradient, the running means
 // after that step, the evaluation-mode logits at p = inf and the interval
 // bound margins and certified flags at two radii, to float32 tolerances.
 func TestLinfDistReproducesTheAuthors(t *testing.T) {
 	bothKernels(t, func(t *testing.T) {
-		ref, err := npy.LoadNPZ("../../shared/testdata/linfdist_ref_D3W32.npz")
+		ref, err := npy.LoadNPZ("../testdata/linfdist_ref_D3W32.npz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestLinfDistReproducesTheAuthors(t *testing.T) {
 // authors' SortMLPModel D4W32 (q = 0.85, K = 10, random running means).
 func TestSortNetReproducesTheAuthors(t *testing.T) {
 	bothKernels(t, func(t *testing.T) {
-		ref, err := npy.LoadNPZ("../../shared/testdata/sortnet_ref_D4W32.npz")
+		ref, err := npy.LoadNPZ("../testdata/sortnet_ref_D4W32.npz")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,9 +13,9 @@ import (
 // TestLiResNetReproducesTheAuthors loads the authors' LiResNet L2W16 (weights,
 // power-iteration vectors, inputs) and checks that certmix computes their
 // sub-network Lipschitz constant, logits, GloRo bottom logits and radii, EMMA
-// loss and gradients (../shared/testdata/README.md), to float32 tolerances.
+// loss and gradients (testdata/README.md), to float32 tolerances.
 func TestLiResNetReproducesTheAuthors(t *testing.T) {
-	ref, err := npy.LoadNPZ("../../shared/testdata/liresnet_ref_L2W16.npz")
+	ref, err := npy.LoadNPZ("../testdata/liresnet_ref_L2W16.npz")
 	if err != nil {
 		t.Fatal(err)
 	}

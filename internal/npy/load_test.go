@@ -5,7 +5,7 @@ import (
 )
 
 func TestLoadNPZReadsTheReferenceFiles(t *testing.T) {
-	arrays, err := LoadNPZ("../../../shared/testdata/liresnet_ref_L2W16.npz")
+	arrays, err := LoadNPZ("../../testdata/liresnet_ref_L2W16.npz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // TestImportKeepsTheAuthorsModel: the authors' weights, imported into a
 // checkpoint and loaded back, give their logits.
 func TestImportKeepsTheAuthorsModel(t *testing.T) {
-	const ref = "../../../shared/testdata/liresnet_ref_L2W16.npz"
+	const ref = "../../testdata/liresnet_ref_L2W16.npz"
 	out := filepath.Join(t.TempDir(), "ck.safetensors")
 	if err := runImport(context.Background(), []string{"--npz", ref, "--prefix", "state/", "--out", out}); err != nil {
 		t.Fatal(err)

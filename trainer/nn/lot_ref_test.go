@@ -23,7 +23,7 @@ func relErr(got []float32, want []float64) float64 {
 // of sum(output × cotangent) with respect to weight, bias and input, within the
 // README's float32 tolerances (1e-4 on outputs, 1e-3 on gradients).
 func TestLOTReference(t *testing.T) {
-	ref, err := npy.LoadNPZ("../../../shared/testdata/lot_ref_layers.npz")
+	ref, err := npy.LoadNPZ("../../testdata/lot_ref_layers.npz")
 	if err != nil {
 		t.Fatal(err)
 	}
