@@ -277,10 +277,3 @@ func (m *SortNetModel) Recalibrate(x []float32, n int) error {
 	m.Net.Recalibrate(x, n)
 	return nil
 }
-
-// Recalibrator is a model whose evaluation needs a pass over training
-// images first (SortNet's running means, spec 3.5). certmix train's
-// per-epoch evaluation and certmix certify call it when the model has it.
-type Recalibrator interface {
-	Recalibrate(x []float32, n int) error
-}

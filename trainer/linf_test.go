@@ -143,7 +143,7 @@ func trainTiny(t *testing.T, arch string, total int64) *Trainer {
 	rng := rand.New(rand.NewPCG(3, 3))
 	for range total {
 		img, lab := blobs(rng, 64)
-		if _, err := tr.TrainStep(Batch{Images: img, Labels: lab, Height: 32, Width: 32, Chan: 1}); err != nil {
+		if _, err := tr.TrainStep(Batch{Images: img, Labels: lab, Height: 32, Width: 32, Channels: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -331,7 +331,7 @@ func BenchmarkLinfTrainStep(b *testing.B) {
 			}
 			tr.Step = phase.step - 1
 			img, lab := blobs(rand.New(rand.NewPCG(1, 1)), 512)
-			batch := Batch{Images: img, Labels: lab, Height: 32, Width: 32, Chan: 1}
+			batch := Batch{Images: img, Labels: lab, Height: 32, Width: 32, Channels: 1}
 			for b.Loop() {
 				tr.Step = phase.step - 1
 				if _, err := tr.TrainStep(batch); err != nil {

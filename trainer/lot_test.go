@@ -225,7 +225,7 @@ func BenchmarkLOTTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Chan: 3}
+	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Channels: 3}
 	for i := range batch.Images {
 		batch.Images[i] = byte(rng.IntN(256))
 	}

@@ -115,3 +115,10 @@ func sortNetHingePreset() Config {
 	d.Loss, d.HingeMix, d.EpsTrain, d.Lambda0, d.LambdaEnd = "hinge", 0.25, 0.1569, 0, 0
 	return c
 }
+
+// ScaleWarmup shortens the learning-rate warm-up of a run shorter than the
+// paper's: 20 of 800 epochs there, so at most a 40th of the epochs (and at
+// least one) here.
+func (c *Config) ScaleWarmup() {
+	c.WarmupEpochs = min(c.WarmupEpochs, max(c.Epochs/40, 1))
+}

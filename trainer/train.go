@@ -17,17 +17,20 @@ import (
 
 // Batch is a batch of training images as the trainer consumes it.
 type Batch struct {
-	Step, Epoch         int64
-	Images              []byte // uint8 NHWC
-	Labels              []int16
-	Height, Width, Chan int
+	Step, Epoch             int64
+	Images                  []byte // uint8 NHWC
+	Labels                  []int16
+	Height, Width, Channels int
 }
 
-// Batches is the stream of training batches (the sampler satisfies it
-// through a small adapter); State is what a checkpoint stores to resume it.
+// Batches is the stream of training batches that [Run] consumes
+// ([SamplerBatches] adapts the sampler to it). State is what a checkpoint
+// stores to resume the stream where it stood; StepsPerEpoch is the
+// number of steps of one epoch of the real data.
 type Batches interface {
 	Next(ctx context.Context) (Batch, error)
 	State() json.RawMessage
+	StepsPerEpoch() int64
 }
 
 // Config is a training run: the architecture and its size, the data's
@@ -45,7 +48,7 @@ type Config struct {
 	Eps                             float64 // the certification radius in pixel units
 	PowerIters                      int     // GloroNet: power iterations per step (10)
 	Seed                            uint64
-	CheckpointEvery                 int64 // steps between checkpoints (0: only at the end)
+	CheckpointEvery                 int64 // steps between checkpoints besides every epoch's end (0: only at epochs' ends)
 	Optimizer                       OptimizerConfig
 	Schedule                        string // the learning rate per step: "warmup-cosine", "cosine" or "multistep"
 	Augment                         AugmentConfig
@@ -100,7 +103,7 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	if n > c.Batch || n == 0 {
 		return StepResult{}, fmt.Errorf("batch of %d images, the model was sized for at most %d", n, c.Batch)
 	}
-	if err := ToInput(t.x, b.Images, n, b.Height, b.Width, b.Chan, c.Channels); err != nil {
+	if err := ToInput(t.x, b.Images, n, b.Height, b.Width, b.Channels, c.Channels); err != nil {
 		return StepResult{}, err
 	}
 	for i, l := range b.Labels {

@@ -21,7 +21,7 @@ type toyBatches struct {
 
 func toyBatch(step int64, n int, seed uint64) Batch {
 	rng := rand.New(rand.NewPCG(seed, uint64(step)))
-	b := Batch{Step: step, Images: make([]byte, n*32*32), Labels: make([]int16, n), Height: 32, Width: 32, Chan: 1}
+	b := Batch{Step: step, Images: make([]byte, n*32*32), Labels: make([]int16, n), Height: 32, Width: 32, Channels: 1}
 	for i := range n {
 		c := rng.IntN(2)
 		b.Labels[i] = int16(c)
@@ -43,6 +43,8 @@ func (t *toyBatches) State() json.RawMessage {
 	d, _ := json.Marshal(t.step)
 	return d
 }
+
+func (t *toyBatches) StepsPerEpoch() int64 { return 10 }
 
 func tinyConfig() Config {
 	return Config{Depth: 1, Width: 4, Classes: 2, Channels: 1, Batch: 16, Epochs: 4, StepsPerEpoch: 10,
@@ -185,7 +187,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Chan: 3}
+	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Channels: 3}
 	for i := range batch.Images {
 		batch.Images[i] = byte(rng.IntN(256))
 	}
