@@ -44,10 +44,10 @@ func (g *Gloro) InputGradient(dx, x, dlogits []float32, n int) error {
 }
 
 // Buffers are the power-iteration vectors: stem, blocks, neck conv, neck linear.
-func (g *Gloro) Buffers() []Buffer {
-	var bs []Buffer
+func (g *Gloro) Buffers() []nn.Buffer {
+	var bs []nn.Buffer
 	for i, pi := range g.Net.PowerIterations() {
-		bs = append(bs, Buffer{Name: fmt.Sprintf("power/%d", i), Data: pi.V})
+		bs = append(bs, nn.Buffer{Name: fmt.Sprintf("power/%d", i), Data: pi.V})
 	}
 	return bs
 }
@@ -57,7 +57,7 @@ func (g *Gloro) Buffers() []Buffer {
 // through the iterations.
 func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
 	m, c := g.Net, g.cfg
-	eps := EpsRamp(c.Eps, at.Epoch(), at.Epochs())
+	eps := epsRamp(c.Eps, at.Epoch(), at.Epochs())
 	k := m.SubLipschitz(c.PowerIters, true)
 	logits := m.Forward(x, n)
 	clear(g.dHat)
@@ -102,4 +102,11 @@ func (g *Gloro) Certify(x []float32, labels []int, _ float64) (Certificate, erro
 	}
 	res, err := certifier.Certify(logits, labels, k, m.HeadRows(), m.Classes)
 	return Certificate{Results: res, Norm: "l2", K: k}, err
+}
+
+// epsRamp is GloroNet's training epsilon at epoch e of E: linear from 0.1
+// to 1.5 times eps over the first half, then 1.5 eps (the LiResNet code's
+// eps schedule).
+func epsRamp(eps float64, e, E int64) float64 {
+	return eps * (0.1 + 1.4*min(2*float64(e)/float64(max(E, 1)), 1))
 }

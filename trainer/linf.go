@@ -119,11 +119,11 @@ func (m *LinfModel) InputSize() int      { return m.Net.InputSize() }
 func (m *LinfModel) Params() []*nn.Param { return m.Net.Params() }
 
 // Buffers are the mean shifts' running means.
-func (m *LinfModel) Buffers() []Buffer {
+func (m *LinfModel) Buffers() []nn.Buffer {
 	names, data := m.Net.RunningMeans()
-	bs := make([]Buffer, len(names))
+	bs := make([]nn.Buffer, len(names))
 	for i := range names {
-		bs[i] = Buffer{Name: names[i], Data: data[i]}
+		bs[i] = nn.Buffer{Name: names[i], Data: data[i]}
 	}
 	return bs
 }

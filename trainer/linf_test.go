@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"certmix/certifier"
+	"certmix/trainer/nn"
 )
 
 // TestLinfLossGrad: the hinge and mixture losses' gradients (logits and
@@ -304,7 +305,7 @@ func TestLinfStepsDeterministic(t *testing.T) {
 			}
 		}
 	}
-	ZeroGrad(b.Model.Params())
+	nn.ZeroGrads(b.Model.Params())
 	at.Step = 4
 	rc, _ := b.Model.Loss(x, labels, 64, at)
 	if rc.Loss == ra.Loss {

@@ -8,6 +8,7 @@ import (
 	"certmix/certifier"
 	"certmix/trainer/models"
 	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // ArchLOT is LOT's LipConvnet under l2 (spec 4).
@@ -37,7 +38,7 @@ func DefaultLOTConfig() LOTConfig { return LOTConfig{Residual: true, Iters: 10, 
 func lotPreset(depth int) Config {
 	lc := DefaultLOTConfig()
 	return Config{Arch: ArchLOT, Depth: depth, Width: 32, Classes: 10, Channels: 3, Batch: 256, Epochs: 200,
-		LR: 0.1, Eps: 36.0 / 255, Optimizer: OptimizerConfig{Name: "sgd", Momentum: 0.9},
+		LR: 0.1, Eps: 36.0 / 255, Optimizer: optim.Config{Name: "sgd", Momentum: 0.9},
 		Schedule: "cosine", Augment: AugmentConfig{Pad: 4}, LOT: &lc}
 }
 
@@ -102,7 +103,7 @@ func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
 
 // Buffers is empty: a LOT network's state is its weights (the orthogonal
 // kernels are recomputed from them).
-func (l *LOT) Buffers() []Buffer { return nil }
+func (l *LOT) Buffers() []nn.Buffer { return nil }
 
 // Loss is one LOT step (spec 4.6): the forward pass in training mode (every
 // layer orthogonalised afresh), cross-entropy minus γ times the mean

@@ -10,6 +10,7 @@ import (
 
 	"certmix/certifier"
 	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // tinyLOT is a CPU-sized LipConvnet on the toy batches: LipConvnet-5
@@ -90,7 +91,7 @@ func TestSGD(t *testing.T) {
 	a, b := nn.NewParam("a", 1), nn.NewParam("b", 1)
 	a.W[0], b.W[0] = 1, 1
 	b.NoDecay = true
-	o, err := NewOptimizer(OptimizerConfig{Name: "sgd", Momentum: 0.9}, []*nn.Param{a, b}, 0.1)
+	o, err := optim.New(optim.Config{Name: "sgd", Momentum: 0.9}, []*nn.Param{a, b}, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ type Model interface {
 	// Buffers lists the persistent state that the optimiser does not train
 	// (power-iteration vectors, running means); checkpoints store it as
 	// "buffer/<name>" and a resumed run restores it exactly.
-	Buffers() []Buffer
+	Buffers() []nn.Buffer
 	// Loss runs one training step's forward pass in training mode, the
 	// architecture's loss and the backward pass for n images, accumulating
 	// into the Params' gradients (zeroed by the caller).
@@ -33,12 +33,6 @@ type Model interface {
 	// (pixel units) is the radius a test-time certificate such as interval
 	// bounds is computed for; radii are reported in any case.
 	Certify(x []float32, labels []int, eps float64) (Certificate, error)
-}
-
-// Buffer is a named piece of a model's or an optimiser's persistent state.
-type Buffer struct {
-	Name string
-	Data []float32
 }
 
 // Progress says where training stands when a step is taken: schedules of

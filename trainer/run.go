@@ -11,6 +11,7 @@ import (
 
 	"certmix/rundir"
 	"certmix/shards"
+	"certmix/trainer/checkpoint"
 )
 
 // OpenBatches opens the stream of training batches for a run of cfg, at
@@ -174,10 +175,10 @@ func Run(ctx context.Context, cfg Config, open OpenBatches, opts RunOptions) (*T
 
 // resume reads the run's last checkpoint, or prev when last is damaged.
 func resume(ctx context.Context, store shards.Store, opts RunOptions) (*Trainer, json.RawMessage, error) {
-	ck, err := ReadCheckpoint(ctx, store, rundir.LastCheckpoint)
-	if errors.Is(err, ErrCheckpoint) {
+	ck, err := checkpoint.Read(ctx, store, rundir.LastCheckpoint)
+	if errors.Is(err, checkpoint.ErrDamaged) {
 		opts.logf("%s is damaged (%v); resuming from %s", rundir.LastCheckpoint, err, rundir.PrevCheckpoint)
-		ck, err = ReadCheckpoint(ctx, store, rundir.PrevCheckpoint)
+		ck, err = checkpoint.Read(ctx, store, rundir.PrevCheckpoint)
 	}
 	if err != nil {
 		return nil, nil, err

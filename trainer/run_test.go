@@ -11,6 +11,7 @@ import (
 
 	"certmix/rundir"
 	"certmix/shards"
+	"certmix/trainer/checkpoint"
 )
 
 // openToy opens toyBatches at a checkpoint's state (the next step).
@@ -41,7 +42,7 @@ func (s scripted) Evaluate(_ context.Context, _ *Trainer, e *rundir.Epoch) error
 func checkpointStep(t *testing.T, dir, name string) int64 {
 	t.Helper()
 	store, _ := shards.NewLocal(dir)
-	ck, err := ReadCheckpoint(context.Background(), store, name)
+	ck, err := checkpoint.Read(context.Background(), store, name)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}

@@ -9,7 +9,9 @@ import (
 
 	"certmix/certifier"
 	"certmix/shards"
+	"certmix/trainer/checkpoint"
 	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // toyBatches makes batch s from the step alone: two classes, images whose
@@ -95,7 +97,7 @@ func resumeEqualsUninterrupted(t *testing.T, cfg Config, before, after int) {
 	if err := first.Save(ctx, store, "ckpt.safetensors", data.State()); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := ReadCheckpoint(ctx, store, "ckpt.safetensors")
+	ck, err := checkpoint.Read(ctx, store, "ckpt.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +233,7 @@ func TestNoDecayParamsAreNotDecayed(t *testing.T) {
 	a, b := nn.NewParam("a", 2), nn.NewParam("b", 2)
 	a.W[0], a.W[1], b.W[0], b.W[1] = 1, 2, 1, 2
 	b.NoDecay = true
-	o, err := NewOptimizer(OptimizerConfig{}, []*nn.Param{a, b}, 0.5)
+	o, err := optim.New(optim.Config{}, []*nn.Param{a, b}, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"certmix/rundir"
 	"certmix/shards"
 	"certmix/trainer"
+	"certmix/trainer/checkpoint"
 )
 
 const certifyExamples = `  certmix certify --checkpoint runs/fm/last.safetensors --test out/fashion-mnist-test --out runs/fm/certify
@@ -36,7 +37,7 @@ func runCertify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ck, err := trainer.ReadCheckpoint(ctx, store, name)
+	ck, err := checkpoint.Read(ctx, store, name)
 	if err != nil {
 		return err
 	}
