@@ -20,6 +20,8 @@ type Gloro struct {
 	cfg  Config
 	dLog []float32
 	dHat []float32
+	// gradSave holds the parameters' gradients across InputGradient.
+	gradSave [][]float32
 }
 
 func newGloro(cfg Config) (*Gloro, error) {
@@ -37,10 +39,33 @@ func (g *Gloro) Classes() int        { return g.Net.Classes }
 func (g *Gloro) InputSize() int      { return g.Net.InputSize() }
 func (g *Gloro) Params() []*nn.Param { return g.Net.Params() }
 func (g *Gloro) Logits(dst, x []float32, n int) error {
+	if err := checkLogits(g, dst, x, n); err != nil {
+		return err
+	}
 	return g.Net.Logits(dst, x, n)
 }
+
+// InputGradient runs LiResNet's backward pass, which accumulates into the
+// parameters' gradients too; they are saved before and restored after, as
+// the Model contract asks.
 func (g *Gloro) InputGradient(dx, x, dlogits []float32, n int) error {
-	return g.Net.InputGradient(dx, x, dlogits, n)
+	if err := checkInputGradient(g, dx, x, dlogits, n); err != nil {
+		return err
+	}
+	params := g.Net.Params()
+	if len(g.gradSave) == 0 {
+		for _, p := range params {
+			g.gradSave = append(g.gradSave, make([]float32, len(p.G)))
+		}
+	}
+	for i, p := range params {
+		copy(g.gradSave[i], p.G)
+	}
+	err := g.Net.InputGradient(dx, x, dlogits, n)
+	for i, p := range params {
+		copy(p.G, g.gradSave[i])
+	}
+	return err
 }
 
 // Buffers are the power-iteration vectors: stem, blocks, neck conv, neck linear.
@@ -56,6 +81,9 @@ func (g *Gloro) Buffers() []nn.Buffer {
 // loss at the ramped training eps, backward through the network and
 // through the iterations.
 func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
+	if err := checkLoss(g, x, labels, n, g.cfg.Batch); err != nil {
+		return LossReport{}, err
+	}
 	m, c := g.Net, g.cfg
 	eps := epsRamp(c.Eps, at.Epoch(), at.Epochs())
 	k := m.SubLipschitz(c.PowerIters, true)
@@ -75,6 +103,9 @@ func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport,
 // restored afterwards, so that evaluating between epochs does not change
 // the run.
 func (g *Gloro) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+	if err := checkCertify(g, x, labels); err != nil {
+		return Certificate{}, err
+	}
 	const iters = 500
 	m := g.Net
 	var saved [][]float32
