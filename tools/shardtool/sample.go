@@ -141,8 +141,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 	for i := range total {
 		b, err := it.Next(ctx)
 		if err != nil {
-			p.finish()
-			err = fmt.Errorf("step %d: %w", first.Step+i, err)
+			p.finish() // the sampler's error names the step
 			if ctx.Err() != nil && saveState != "" {
 				if serr := writeState(saveState, it.State()); serr != nil {
 					return errors.Join(err, serr)
