@@ -26,7 +26,7 @@ func runImport(ctx context.Context, args []string) error {
 	in := fs.String("npz", "", "state dict saved with np.savez (required)")
 	out := fs.String("out", "", "checkpoint to write (required)")
 	prefix := fs.String("prefix", "", `prefix of the state's keys (e.g. "state/")`)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *in == "" || *out == "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"certmix/certifier"
+	"certmix/internal/cli"
 	"certmix/rundir"
 )
 
@@ -16,16 +17,17 @@ const tableExamples = `  certmix table "real only=runs/real/certify" "real + 70%
 // runTable prints the certify summaries of several runs as a Markdown table.
 func runTable(ctx context.Context, args []string) error {
 	fs := newFlags("table", "table NAME=DIR ...", tableExamples)
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		fs.Usage()
 		return errors.New("name at least one run as NAME=DIR (a directory written by certmix certify)")
 	}
 	var rows []string
 	var header string
-	for _, a := range fs.Args() {
+	for _, a := range pos {
 		name, dir, ok := strings.Cut(a, "=")
 		if !ok {
 			return fmt.Errorf("%q: want NAME=DIR", a)

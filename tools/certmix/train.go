@@ -48,15 +48,15 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.Uint64Var(&seed, "seed", 0, "seed of the model's initialisation and of the sampler")
 	fs.BoolVar(&resume, "resume", false, "continue from --out/last.safetensors")
 	lotOpts := newLOTFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if realURL == "" || out == "" || fs.NArg() > 0 {
+	if realURL == "" || out == "" {
 		fs.Usage()
 		return errors.New("--real and --out are required")
 	}
-	if fraction < 0 || fraction > 1 {
-		return fmt.Errorf("--fraction %v: want the share of generated images per batch, in [0, 1]", fraction)
+	if !(fraction >= 0 && fraction <= 1) {
+		return fmt.Errorf("--fraction %v outside [0,1]: it is the share of generated images in every batch", fraction)
 	}
 	cfg, err := trainer.Preset(preset)
 	if err != nil {

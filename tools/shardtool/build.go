@@ -50,13 +50,12 @@ func runBuild(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.TempDir, "tmp", os.TempDir(), "directory for the shuffle's spill files (as large as the output) when there is more than one shard")
 	fs.IntVar(&opts.Workers, "workers", 0, "concurrent shard encoders (default: 2 per CPU, so one encodes while another waits on I/O)")
 	s3cfg := s3Flags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if in == "" || out == "" || len(pos) > 0 {
+	if in == "" || out == "" {
 		fs.Usage()
-		return fmt.Errorf("--in and --out are required, and no positional arguments are taken")
+		return fmt.Errorf("--in and --out are required")
 	}
 	opts.Seed, opts.ShardBytes = seed, shardMiB<<20
 	opts.Tool = "shardtool " + version

@@ -38,3 +38,7 @@ func newFlags(_, synopsis, examples string) *flag.FlagSet {
 
 // parse parses interleaved flags and positional arguments.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) { return cli.Parse(fs, args) }
+
+// parseFlags parses the flags of a command that takes no positional
+// arguments, refusing a stray one (and so the flags after it) by name.
+func parseFlags(fs *flag.FlagSet, args []string) error { return cli.ParseFlags(fs, args) }

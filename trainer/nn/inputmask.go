@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"certmix/trainer/nn/internal/distk"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
 // InputMask is SortNet's training-time "dropout" (spec 3.2): one count K of
@@ -94,7 +96,7 @@ func (l *LpDist) maskBuffers() *maskBuffers {
 // gather fills mb.ws with the columns of group g's subset.
 func (l *LpDist) gather(mb *maskBuffers, cols []int32) {
 	mb.gatherTask = gatherCols{ws: mb.ws, w: l.Weight.W, cols: cols, in: l.In}
-	distk.Parallel(&mb.gatherTask, l.Out)
+	pool.Chunks(&mb.gatherTask, l.Out)
 }
 
 func (l *LpDist) maskedForward(y, x []float32, n int) {

@@ -1,5 +1,7 @@
 package distk
 
+import "certmix/trainer/nn/internal/pool"
+
 // GradChunks is the number of unit ranges the finite-p backward splits a
 // layer into, each with its own input-gradient buffer, summed in order at
 // the end. It is fixed (not the number of cores) so that the gradients do
@@ -27,7 +29,7 @@ func (f *FiniteGrad) chunks() int { return min(GradChunks, (f.M+GradCols-1)/Grad
 // Run computes the pass on the pool's goroutines.
 func (f *FiniteGrad) Run() {
 	c := f.chunks()
-	Parallel(f, c)
+	pool.Chunks(f, c)
 	if f.DX == nil {
 		return
 	}
@@ -42,7 +44,7 @@ func (f *FiniteGrad) Run() {
 	}
 }
 
-// Do implements Task: the units of chunk c, every row.
+// Do implements pool.Task: the units of chunk c, every row.
 func (f *FiniteGrad) Do(c int) {
 	nk := f.N * f.K
 	buf := f.Scratch[c*(nk+2*GradRows*GradCols):][:nk+2*GradRows*GradCols]

@@ -1,5 +1,7 @@
 package distk
 
+import "certmix/trainer/nn/internal/pool"
+
 // Interval bounds and the sort neuron (spec 2.7, 3.1, 3.6), evaluation only,
 // in pure Go on the packed weight. Each bound uses the very float32
 // operations of the forward pass it bounds (subtraction, absolute value, max,
@@ -16,9 +18,9 @@ type InfBounds struct {
 }
 
 // Run computes the bounds on the pool's goroutines.
-func (f *InfBounds) Run() { Parallel(f, (f.M+TileCols-1)/TileCols) }
+func (f *InfBounds) Run() { pool.Chunks(f, (f.M+TileCols-1)/TileCols) }
 
-// Do implements Task: panel p, every row.
+// Do implements pool.Task: panel p, every row.
 func (f *InfBounds) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
@@ -110,10 +112,10 @@ func (f *Sort) Run() {
 		panic("distk: sort neuron truncation out of range")
 	}
 	f.c, f.norm = SortWeights(f.Q, f.TopK)
-	Parallel(f, (f.M+TileCols-1)/TileCols)
+	pool.Chunks(f, (f.M+TileCols-1)/TileCols)
 }
 
-// Do implements Task: panel p, every row.
+// Do implements pool.Task: panel p, every row.
 func (f *Sort) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
