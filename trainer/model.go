@@ -11,8 +11,10 @@ import (
 // Model is one of the paper's architectures as the training loop, the
 // checkpoints and the certifier see it: a network with its training loss
 // and its certificate. Inputs are always float32 NCHW images in [0,1] of
-// Channels x 32 x 32; each model applies its own normalisation inside, so
-// that attacks and certified radii are in pixel units.
+// Channels x InputSide x InputSide (Config.InputSide: the dataset's size,
+// or 32 with smaller images padded); each model applies its own
+// normalisation inside, so that attacks and certified radii are in pixel
+// units.
 //
 // The certifier.Classifier methods (Logits, InputGradient) compute the
 // network in evaluation mode.
@@ -77,6 +79,9 @@ type Certificate struct {
 // NewModel builds a freshly initialised model of the architecture
 // cfg.Arch, weights drawn from cfg.Seed, sized for batches of cfg.Batch.
 func NewModel(cfg Config) (Model, error) {
+	if err := cfg.checkImageSize(); err != nil {
+		return nil, err
+	}
 	switch cfg.Arch {
 	case "", ArchGloro:
 		return newGloro(cfg)

@@ -52,7 +52,7 @@ func runCertify(ctx context.Context, args []string) error {
 	if *eps <= 0 {
 		*eps = tr.Cfg.Eps
 	}
-	x, labels, err := load(ctx, test, *n, tr.Cfg.Channels)
+	x, labels, err := load(ctx, test, *n, tr.Cfg)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func runCertify(ctx context.Context, args []string) error {
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
 	if train != nil {
-		tx, tl, err := load(ctx, train, *n, tr.Cfg.Channels)
+		tx, tl, err := load(ctx, train, *n, tr.Cfg)
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,7 @@ func evaluate(ctx context.Context, tr *trainer.Trainer, real, test *shards.Datas
 // certifyFirst certifies the first n rows of d (shard order) at the
 // model's eps.
 func certifyFirst(ctx context.Context, tr *trainer.Trainer, d *shards.Dataset, n int) ([]certifier.Result, error) {
-	x, labels, err := load(ctx, d, n, tr.Cfg.Channels)
+	x, labels, err := load(ctx, d, n, tr.Cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -46,8 +46,8 @@ func certifyFirst(ctx context.Context, tr *trainer.Trainer, d *shards.Dataset, n
 	return cert.Results, err
 }
 
-// load reads the first n rows of d as model inputs.
-func load(ctx context.Context, d *shards.Dataset, n, channels int) ([]float32, []int, error) {
+// load reads the first n rows of d as inputs of a model configured by cfg.
+func load(ctx context.Context, d *shards.Dataset, n int, cfg trainer.Config) ([]float32, []int, error) {
 	m := d.Manifest
 	var x []float32
 	var labels []int
@@ -63,8 +63,9 @@ func load(ctx context.Context, d *shards.Dataset, n, channels int) ([]float32, [
 		if n > 0 {
 			k = min(k, n-len(labels))
 		}
-		buf := make([]float32, k*channels*1024)
-		if err := trainer.ToInput(buf, rows.Images, k, m.Height, m.Width, m.Channels, channels); err != nil {
+		side := cfg.InputSide()
+		buf := make([]float32, k*cfg.Channels*side*side)
+		if err := cfg.ToInput(buf, rows.Images, k, m.Height, m.Width, m.Channels); err != nil {
 			return nil, nil, err
 		}
 		x = append(x, buf...)

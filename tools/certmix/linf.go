@@ -66,7 +66,7 @@ func recalibrate(ctx context.Context, tr *trainer.Trainer, real *shards.Dataset,
 		log.Printf("%s: no training set to recalibrate the running means with; using the checkpoint's", tr.Cfg.Arch)
 		return nil
 	}
-	x, labels, err := load(ctx, real, n, tr.Cfg.Channels)
+	x, labels, err := load(ctx, real, n, tr.Cfg)
 	if err != nil {
 		return fmt.Errorf("recalibrate on %s: %w", real, err)
 	}

@@ -105,11 +105,14 @@ func runTrain(ctx context.Context, args []string) error {
 		sources = append(sources, sampler.Source{Dataset: gen, Fraction: fraction, Replacement: true})
 	}
 	m := real.Manifest
-	cfg.Classes, cfg.Channels = m.Classes, m.Channels
+	if m.Height != m.Width {
+		return fmt.Errorf("--real: images of %dx%d: the models take square images", m.Height, m.Width)
+	}
+	cfg.Classes, cfg.Channels, cfg.ImageSize = m.Classes, m.Channels, m.Height
 	scfg := sampler.Config{Sources: sources, Batch: cfg.Batch, Seed: seed,
 		Augment: sampler.Augment{Size: m.Height, Pad: cfg.Augment.Pad, Edge: cfg.Augment.Edge, Flip: true}}
-	if m.Height < 32 {
-		scfg.Augment.Pad = min(cfg.Augment.Pad, 2) // images smaller than 32 are padded to 32 at the centre by the trainer
+	if m.Height < cfg.InputSide() {
+		scfg.Augment.Pad = min(cfg.Augment.Pad, 2) // images smaller than the model's input are padded at the centre by the trainer
 	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {

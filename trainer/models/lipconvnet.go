@@ -69,7 +69,7 @@ func NewLipConvnet(blocks, width, classes, channels int, residual, lln bool, mea
 	for _, v := range mean {
 		m.Mean = append(m.Mean, float32(v))
 	}
-	in, planes, size := channels, width, 32
+	in, planes, size := channels, width, InputSide
 	add := func(name string, inC, cout, k, stride int, res bool) {
 		l := &LipBlock{Conv: nn.NewLOT(name, inC, cout, k, stride, size, maxBatch, iters, rng), Residual: res}
 		p := l.Conv.N * l.Conv.N
@@ -118,9 +118,9 @@ func NewLipConvnet(blocks, width, classes, channels int, residual, lln bool, mea
 	} else {
 		m.Last = nn.NewLOT("last_layer", in, classes, 1, 1, 1, maxBatch, iters, rng)
 	}
-	m.x0 = make([]float32, maxBatch*channels*1024)
+	m.x0 = make([]float32, maxBatch*channels*inputPlane)
 	m.logits = make([]float32, maxBatch*classes)
-	biggest := channels * 1024
+	biggest := channels * inputPlane
 	for _, l := range m.Layers {
 		biggest = max(biggest, l.Conv.OutLen(), l.Conv.InLen())
 	}
@@ -144,7 +144,7 @@ func (m *LipConvnet) Params() []*nn.Param {
 }
 
 // InputSize returns the values of one image: Channels × 32 × 32.
-func (m *LipConvnet) InputSize() int { return m.Channels * 1024 }
+func (m *LipConvnet) InputSize() int { return m.Channels * inputPlane }
 
 // HeadRows returns the normalised rows ŵ of the LLN last layer as of the last
 // Forward (nil without LLN).
@@ -164,7 +164,7 @@ func (m *LipConvnet) Forward(x []float32, n int, train bool) []float32 {
 	for c := range m.Channels {
 		mu := m.Mean[c]
 		for i := range n {
-			src, dst := x[(i*m.Channels+c)*1024:][:1024], m.x0[(i*m.Channels+c)*1024:][:1024]
+			src, dst := x[(i*m.Channels+c)*inputPlane:][:inputPlane], m.x0[(i*m.Channels+c)*inputPlane:][:inputPlane]
 			for j, v := range src {
 				dst[j] = (v - mu) * inv
 			}
