@@ -90,6 +90,18 @@ func (f Found) String() string {
 	return s
 }
 
+// Imported is what Import made of a state dict: what it found and what the
+// options (or their defaults) added.
+type Imported struct {
+	Found
+	Norm      Normalization
+	ImageSize int // the dataset's image side the checkpoint is for
+}
+
+func (im Imported) String() string {
+	return fmt.Sprintf("%s; %dx%d images, mean %v, std %v", im.Found, im.ImageSize, im.ImageSize, im.Norm.Mean, im.Norm.Std)
+}
+
 // Normalization is an input normalisation (x - mean_c)/std in pixel units.
 type Normalization struct {
 	Mean []float64
@@ -288,7 +300,25 @@ func has(s state, name string) bool { _, ok := s.get(name); return ok }
 // model (the first that does not fit is refused by name, with the shape
 // expected; a key the model has no use for is refused too) and loads the
 // values, rounded to float32.
-func Import(arrays map[string]*npy.Array, o Options) (*trainer.Trainer, Found, error) {
+func Import(arrays map[string]*npy.Array, o Options) (*trainer.Trainer, Imported, error) {
+	tr, f, err := build(arrays, o)
+	if err != nil {
+		return nil, Imported{Found: f}, err
+	}
+	im := Imported{Found: f, ImageSize: tr.Cfg.ImageSize}
+	switch {
+	case tr.Cfg.Dist != nil && (f.Arch == trainer.ArchLinfDist || f.Arch == trainer.ArchSortNet):
+		im.Norm = Normalization{tr.Cfg.Dist.Mean, tr.Cfg.Dist.Std}
+	case tr.Cfg.LOT != nil && f.Arch == trainer.ArchLOT:
+		im.Norm = Normalization{tr.Cfg.LOT.Mean, tr.Cfg.LOT.Std}
+	default:
+		im.Norm, _ = Defaults(f.Arch, f.Channels)
+	}
+	return tr, im, nil
+}
+
+// build is Import without the report.
+func build(arrays map[string]*npy.Array, o Options) (*trainer.Trainer, Found, error) {
 	f, err := Detect(arrays, o.Prefix, o.Arch)
 	if err != nil {
 		return nil, f, err
@@ -511,10 +541,10 @@ func isqrt(n int) (int, bool) {
 
 // ImportFile imports the state dict saved with np.savez in path and writes
 // the checkpoint out (a safetensors file, in one atomic write).
-func ImportFile(ctx context.Context, path, out string, o Options) (Found, error) {
+func ImportFile(ctx context.Context, path, out string, o Options) (Imported, error) {
 	arrays, err := npy.LoadNPZ(path)
 	if err != nil {
-		return Found{}, err
+		return Imported{}, err
 	}
 	tr, f, err := Import(arrays, o)
 	if err != nil {
