@@ -49,5 +49,8 @@ func runImport(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("imported %s from %s into %s\n", f, *in, *out)
+	if f.Class == "MLPModel" && *arch == "" {
+		fmt.Println("(a SortNet's SortMLPModel has the same parameters: import it with --arch sortnet)")
+	}
 	return nil
 }
