@@ -86,6 +86,19 @@ func TestConformanceLinfDist(t *testing.T) {
 		t.Fatalf("image size %d, input %d values; want 8 and 192", tr.Cfg.ImageSize, tr.Model.InputSize())
 	}
 	agree(t, "MLPModel eval logits", got, a["eval_inf_logits"].Data, 1e-5)
+
+	// Training mode from the state before the step: p = 8, batch means in
+	// the mean shifts, whose running means move to state_after's.
+	tr, _, err := Import(a, Options{Prefix: "state_before/", Mean: identity, Std: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tr.Model.(*trainer.LinfModel)
+	train := m.Net.Forward(a["input"].Float32(), a["input"].Shape[0], 8)
+	agree(t, "MLPModel training logits (p = 8)", train, a["train_p8_logits"].Data, 1e-5)
+	for _, b := range m.Buffers() {
+		agree(t, "running mean "+b.Name+" after the step", b.Data, a["state_after/"+b.Name].Data, 1e-5)
+	}
 }
 
 // TestConformanceSortNet: the authors' SortMLPModel (q = 0.85, K = 10)
