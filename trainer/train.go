@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"certmix/shards"
+	"certmix/trainer/models"
 )
 
 // Batch is a batch of training images as the trainer consumes it.
@@ -63,13 +64,10 @@ type Config struct {
 // pixel), 32 for LiResNet and LipConvnet (whose stride-2 stages and 4x4 neck
 // end at a fixed size), to which smaller images are padded.
 func (c Config) InputSide() int {
-	switch {
-	case c.Arch == ArchLinfDist || c.Arch == ArchSortNet:
-		if c.ImageSize > 0 {
-			return c.ImageSize
-		}
+	if (c.Arch == ArchLinfDist || c.Arch == ArchSortNet) && c.ImageSize > 0 {
+		return c.ImageSize
 	}
-	return 32
+	return models.InputSide
 }
 
 // checkImageSize refuses an image size that the architecture cannot take.
