@@ -39,10 +39,10 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 	if eps <= 0 {
 		eps = t.Cfg.Eps
 	}
-	if err := Recalibrate(ctx, t.Model, o.Train, o.Recalibrate, t.Cfg.Channels); err != nil {
+	if err := Recalibrate(ctx, t.Model, o.Train, o.Recalibrate, t.Cfg); err != nil {
 		return nil, err
 	}
-	x, labels, err := LoadInputs(ctx, test, o.N, t.Cfg.Channels)
+	x, labels, err := LoadInputs(ctx, test, o.N, t.Cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
 	if o.Train != nil {
-		tx, tl, err := LoadInputs(ctx, o.Train, o.N, t.Cfg.Channels)
+		tx, tl, err := LoadInputs(ctx, o.Train, o.N, t.Cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -22,7 +22,7 @@ type DatasetEvaluator struct {
 
 // Evaluate implements [Evaluator].
 func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Epoch) error {
-	if err := Recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg.Channels); err != nil {
+	if err := Recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg); err != nil {
 		return err
 	}
 	trainRes, err := certifyFirst(ctx, t, d.Real, d.N)
@@ -47,7 +47,7 @@ func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Ep
 // certifyFirst certifies the first n rows of d (shard order) at the
 // model's eps.
 func certifyFirst(ctx context.Context, t *Trainer, d *shards.Dataset, n int) ([]certifier.Result, error) {
-	x, labels, err := LoadInputs(ctx, d, n, t.Cfg.Channels)
+	x, labels, err := LoadInputs(ctx, d, n, t.Cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ type Recalibrator interface {
 // real training set when m is a [Recalibrator]; other models are left
 // alone. Without a training set, the checkpoint's running means are kept
 // (and said so in the log).
-func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n, channels int) error {
+func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n int, cfg Config) error {
 	r, ok := m.(Recalibrator)
 	if !ok {
 		return nil
@@ -76,7 +76,7 @@ func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n, channels
 		log.Printf("no training set to recalibrate the running means with; using the checkpoint's")
 		return nil
 	}
-	x, labels, err := LoadInputs(ctx, real, n, channels)
+	x, labels, err := LoadInputs(ctx, real, n, cfg)
 	if err != nil {
 		return fmt.Errorf("recalibrate on %s: %w", real, err)
 	}

@@ -97,8 +97,9 @@ func newLinf(cfg Config) (*LinfModel, error) {
 	if !(d.EpsTrain > 0) || !(d.PStart >= 1) || d.PEnd < d.PStart {
 		return nil, fmt.Errorf("%s: eps_train %v, p from %v to %v", cfg.Arch, d.EpsTrain, d.PStart, d.PEnd)
 	}
+	side := cfg.InputSide()
 	nc := models.DistNetConfig{Depth: cfg.Depth, Width: cfg.Width, Classes: cfg.Classes, Channels: cfg.Channels,
-		MaxBatch: cfg.Batch, Identity: float32(d.Identity), KeepProb: d.KeepProb, TopK: d.TopK, Group: d.Group,
+		Inputs: cfg.Channels * side * side, MaxBatch: cfg.Batch, Identity: float32(d.Identity), KeepProb: d.KeepProb, TopK: d.TopK, Group: d.Group,
 		Std: float32(std), Scalar: d.Scalar}
 	for _, v := range mean {
 		nc.Mean = append(nc.Mean, float32(v))

@@ -23,6 +23,9 @@ type LOTConfig struct {
 	Iters    int       // Newton–Schulz iterations, in training and evaluation (10)
 	Std      float64   // input normalisation (x − mean)/std, the same for every channel (0.2507)
 	Mean     []float64 // per channel; empty: CIFAR-10's for 3 channels, their average otherwise
+	// ResLamdaLogit is each of the five stages' res_lamda_logit (LipResNet's
+	// fixed residual mix λ = sigmoid(logit)); empty: 0, λ = ½.
+	ResLamdaLogit []float32 `json:"res_lamda_logit,omitempty"`
 }
 
 // DefaultLOTConfig is the configuration spec 4 recommends: residual, MaxMin,
@@ -76,6 +79,16 @@ func newLOT(cfg Config) (*LOT, error) {
 		rand.New(rand.NewPCG(cfg.Seed, 0x6c6f74)))
 	if err != nil {
 		return nil, fmt.Errorf("LOT: %w", err)
+	}
+	if len(lc.ResLamdaLogit) > 0 {
+		var logits [5]float32
+		if len(lc.ResLamdaLogit) != len(logits) {
+			return nil, fmt.Errorf("LOT: %d res_lamda_logit values, want one per stage (5)", len(lc.ResLamdaLogit))
+		}
+		copy(logits[:], lc.ResLamdaLogit)
+		if err := net.SetResidualLogits(logits); err != nil {
+			return nil, fmt.Errorf("LOT: %w", err)
+		}
 	}
 	l := &LOT{Net: net, cfg: cfg, lc: lc, dLog: make([]float32, cfg.Batch*cfg.Classes)}
 	if lc.LLN {

@@ -103,7 +103,11 @@ func runTrain(ctx context.Context, args []string) error {
 		sources[0].Fraction = 1 - fraction
 		sources = append(sources, sampler.Source{Dataset: gen, Fraction: fraction, Replacement: true})
 	}
-	cfg.Classes, cfg.Channels = real.Manifest.Classes, real.Manifest.Channels
+	m := real.Manifest
+	if m.Height != m.Width {
+		return fmt.Errorf("--real: images of %dx%d: the models take square images", m.Height, m.Width)
+	}
+	cfg.Classes, cfg.Channels, cfg.ImageSize = m.Classes, m.Channels, m.Height
 	eval := trainer.DatasetEvaluator{Real: real, N: evalN}
 	if testURL != "" {
 		if eval.Test, err = shards.Open(ctx, testURL, s3); err != nil {

@@ -14,8 +14,8 @@ import (
 type DistNetConfig struct {
 	Depth, Width, Classes, Channels int
 	MaxBatch                        int
-	// Inputs is the number of values of one input, Channels planes (0:
-	// Channels x 32 x 32, the trainer's images).
+	// Inputs is the number of values of one input, Channels planes of the
+	// dataset's image size (e.g. 3 x 8 x 8 = 192); required.
 	Inputs int
 	// Identity is the identity init value (10 for l_inf-dist Net, 0 for
 	// none: SortNet).
@@ -62,12 +62,9 @@ var ErrDistNet = errors.New("dist net configuration")
 // NewDistNet builds the network with weights from rng (N(0,1), identity
 // init on the hidden layers where In <= Out).
 func NewDistNet(c DistNetConfig, rng *rand.Rand) (*DistNet, error) {
-	if c.Inputs == 0 {
-		c.Inputs = c.Channels * 1024
-	}
-	if c.Depth < 2 || c.Width < 1 || c.Inputs%c.Channels != 0 || c.Classes < 2 || c.Channels < 1 || c.MaxBatch < 1 || len(c.Mean) != c.Channels || !(c.Std > 0) {
-		return nil, fmt.Errorf("depth %d, width %d, %d classes, %d channels, batch %d, mean %v, std %v: %w",
-			c.Depth, c.Width, c.Classes, c.Channels, c.MaxBatch, c.Mean, c.Std, ErrDistNet)
+	if c.Inputs < 1 || c.Depth < 2 || c.Width < 1 || c.Inputs%c.Channels != 0 || c.Classes < 2 || c.Channels < 1 || c.MaxBatch < 1 || len(c.Mean) != c.Channels || !(c.Std > 0) {
+		return nil, fmt.Errorf("depth %d, width %d, %d classes, %d channels, %d inputs, batch %d, mean %v, std %v: %w",
+			c.Depth, c.Width, c.Classes, c.Channels, c.Inputs, c.MaxBatch, c.Mean, c.Std, ErrDistNet)
 	}
 	if c.KeepProb == 0 {
 		c.KeepProb = 1
