@@ -144,3 +144,27 @@ func TestImportThenCertify(t *testing.T) {
 		})
 	}
 }
+
+// TestImportRefusesBadFlags: a stray argument (which would hide the flags
+// after it), a --mean that is not numbers, or one with the wrong channel
+// count is refused and writes nothing.
+func TestImportRefusesBadFlags(t *testing.T) {
+	ref := "../../testdata/linfdist_ref_D3W32.npz"
+	out := filepath.Join(t.TempDir(), "ck.safetensors")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--npz", ref, "--out", out, "stray", "--prefix", "state_after/"}, "unexpected arguments"},
+		{[]string{"--npz", ref, "--out", out, "--prefix", "state_after/", "--mean", "0.5,x"}, "--mean"},
+		{[]string{"--npz", ref, "--out", out, "--prefix", "state_after/", "--mean", "0.5,0.5"}, "fc_dist.0.weight has 192 inputs"},
+	} {
+		err := runImport(context.Background(), c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("import %q: %v, want an error saying %q", c.args, err, c.want)
+		}
+		if _, serr := os.Stat(out); serr == nil {
+			t.Fatalf("import %q wrote %s", c.args, out)
+		}
+	}
+}
