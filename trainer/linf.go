@@ -59,10 +59,10 @@ func DistNormalization(channels int) (mean []float64, std float64, err error) {
 	return nil, 0, fmt.Errorf("no default normalisation for %d channels: set dist.Mean and dist.Std", channels)
 }
 
-// LinfModel is l_inf-dist Net: a DistNet of l_inf-dist units trained with
+// LinfDistModel is l_inf-dist Net: a DistNet of l_inf-dist units trained with
 // the hinge or mixture loss under the p schedule and certified by interval
 // bound propagation (spec 2.7).
-type LinfModel struct {
+type LinfDistModel struct {
 	Net  *models.DistNet
 	cfg  Config
 	d    DistConfig
@@ -74,9 +74,9 @@ type LinfModel struct {
 // SortNetModel is SortNet: LinfModel with sort units in layers 2..Depth,
 // trained through random input subsets, whose running means are
 // recalibrated with inference units before evaluation (spec 3.5).
-type SortNetModel struct{ *LinfModel }
+type SortNetModel struct{ *LinfDistModel }
 
-func newLinf(cfg Config) (*LinfModel, error) {
+func newLinf(cfg Config) (*LinfDistModel, error) {
 	if cfg.Dist == nil {
 		return nil, fmt.Errorf("%s: the configuration has no dist settings", cfg.Arch)
 	}
@@ -108,19 +108,19 @@ func newLinf(cfg Config) (*LinfModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Arch, err)
 	}
-	m := &LinfModel{Net: net, cfg: cfg, d: d, std: std, dlog: make([]float32, cfg.Batch*cfg.Classes)}
+	m := &LinfDistModel{Net: net, cfg: cfg, d: d, std: std, dlog: make([]float32, cfg.Batch*cfg.Classes)}
 	for i := range m.box {
 		m.box[i] = make([]float32, cfg.Batch*net.InputSize())
 	}
 	return m, nil
 }
 
-func (m *LinfModel) Classes() int        { return m.cfg.Classes }
-func (m *LinfModel) InputSize() int      { return m.Net.InputSize() }
-func (m *LinfModel) Params() []*nn.Param { return m.Net.Params() }
+func (m *LinfDistModel) Classes() int        { return m.cfg.Classes }
+func (m *LinfDistModel) InputSize() int      { return m.Net.InputSize() }
+func (m *LinfDistModel) Params() []*nn.Param { return m.Net.Params() }
 
 // Buffers are the mean shifts' running means.
-func (m *LinfModel) Buffers() []nn.Buffer {
+func (m *LinfDistModel) Buffers() []nn.Buffer {
 	names, data := m.Net.RunningMeans()
 	bs := make([]nn.Buffer, len(names))
 	for i := range names {
@@ -130,11 +130,11 @@ func (m *LinfModel) Buffers() []nn.Buffer {
 }
 
 // chunks calls f on consecutive row ranges of at most the model's batch.
-func (m *LinfModel) chunks(n int, f func(lo, rows int)) { models.Chunks(n, m.cfg.Batch, f) }
+func (m *LinfDistModel) chunks(n int, f func(lo, rows int)) { models.Chunks(n, m.cfg.Batch, f) }
 
 // Logits computes the evaluation-mode logits (unscaled: the scalar enters
 // only the loss).
-func (m *LinfModel) Logits(dst, x []float32, n int) error {
+func (m *LinfDistModel) Logits(dst, x []float32, n int) error {
 	if err := checkLogits(m, dst, x, n); err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (m *LinfModel) Logits(dst, x []float32, n int) error {
 }
 
 // InputGradient is the evaluation-mode input gradient, for attacks.
-func (m *LinfModel) InputGradient(dx, x, dlogits []float32, n int) error {
+func (m *LinfDistModel) InputGradient(dx, x, dlogits []float32, n int) error {
 	if err := checkInputGradient(m, dx, x, dlogits, n); err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (m *LinfModel) InputGradient(dx, x, dlogits []float32, n int) error {
 // Loss is one training step: p (and lambda) from the schedule, SortNet's
 // input subsets drawn from the step's own seed, the forward in training
 // mode, the loss at the normalised training radius, the backward.
-func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
+func (m *LinfDistModel) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
 	if err := checkLoss(m, x, labels, n, m.cfg.Batch); err != nil {
 		return LossReport{}, err
 	}
@@ -198,7 +198,7 @@ func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossRep
 // each of its at most TopK + 2 chained operations by 2^-24 relative, the
 // errors pass through 1-Lipschitz layers, and the normalisation adds two.
 // It is subtracted from the margin before the Lipschitz radius is taken.
-func (m *LinfModel) roundingAllowance(a float32) float64 {
+func (m *LinfDistModel) roundingAllowance(a float32) float64 {
 	ops := float64(m.Net.Cfg.TopK + 2)
 	return 4 * float64(m.Net.Cfg.Depth+1) * ops * 0x1p-24 * (float64(a) + 1)
 }
@@ -209,7 +209,7 @@ func (m *LinfModel) roundingAllowance(a float32) float64 {
 // bound propagation verdict at eps over the box [x - eps, x + eps] ∩ [0,1]
 // (IBP = eps when every other logit's upper bound is below the prediction's
 // lower bound).
-func (m *LinfModel) Certify(x []float32, labels []int, eps float64) (Certificate, error) {
+func (m *LinfDistModel) Certify(x []float32, labels []int, eps float64) (Certificate, error) {
 	if err := checkCertify(m, x, labels); err != nil {
 		return Certificate{}, err
 	}

@@ -45,10 +45,10 @@ func lotPreset(depth int) Config {
 		Schedule: "cosine", Augment: AugmentConfig{Pad: 4}, LOT: &lc}
 }
 
-// LOT is LOT's training composition: a LipConvnet trained with
+// LOTModel is LOTModel's training composition: a LipConvnet trained with
 // cross-entropy and the optional certificate term, certified with the
 // network's proven Lipschitz bound.
-type LOT struct {
+type LOTModel struct {
 	Net  *models.LipConvnet
 	cfg  Config
 	lc   LOTConfig
@@ -56,7 +56,7 @@ type LOT struct {
 	dHat []float32
 }
 
-func newLOT(cfg Config) (*LOT, error) {
+func newLOT(cfg Config) (*LOTModel, error) {
 	lc := DefaultLOTConfig()
 	if cfg.LOT != nil {
 		lc = *cfg.LOT
@@ -90,7 +90,7 @@ func newLOT(cfg Config) (*LOT, error) {
 			return nil, fmt.Errorf("LOT: %w", err)
 		}
 	}
-	l := &LOT{Net: net, cfg: cfg, lc: lc, dLog: make([]float32, cfg.Batch*cfg.Classes)}
+	l := &LOTModel{Net: net, cfg: cfg, lc: lc, dLog: make([]float32, cfg.Batch*cfg.Classes)}
 	if lc.LLN {
 		l.dHat = make([]float32, cfg.Classes*net.Features)
 	}
@@ -98,16 +98,16 @@ func newLOT(cfg Config) (*LOT, error) {
 }
 
 // Classes is the number of classes.
-func (l *LOT) Classes() int { return l.Net.Classes }
+func (l *LOTModel) Classes() int { return l.Net.Classes }
 
 // InputSize is the values of one image, Channels × 32 × 32.
-func (l *LOT) InputSize() int { return l.Net.InputSize() }
+func (l *LOTModel) InputSize() int { return l.Net.InputSize() }
 
 // Params are the LipConvnet's weights and biases, the authors' names.
-func (l *LOT) Params() []*nn.Param { return l.Net.Params() }
+func (l *LOTModel) Params() []*nn.Param { return l.Net.Params() }
 
 // Logits computes the network in evaluation mode (orthogonal kernels cached).
-func (l *LOT) Logits(dst, x []float32, n int) error {
+func (l *LOTModel) Logits(dst, x []float32, n int) error {
 	if err := checkLogits(l, dst, x, n); err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (l *LOT) Logits(dst, x []float32, n int) error {
 }
 
 // InputGradient is the evaluation-mode input gradient, for attacks.
-func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
+func (l *LOTModel) InputGradient(dx, x, dlogits []float32, n int) error {
 	if err := checkInputGradient(l, dx, x, dlogits, n); err != nil {
 		return err
 	}
@@ -124,13 +124,13 @@ func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
 
 // Buffers is empty: a LOT network's state is its weights (the orthogonal
 // kernels are recomputed from them).
-func (l *LOT) Buffers() []nn.Buffer { return nil }
+func (l *LOTModel) Buffers() []nn.Buffer { return nil }
 
 // Loss is one LOT step (spec 4.6): the forward pass in training mode (every
 // layer orthogonalised afresh), cross-entropy minus γ times the mean
 // certificate at the label with L = 1/std, and the backward pass through the
 // Newton–Schulz iterations.
-func (l *LOT) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, error) {
+func (l *LOTModel) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, error) {
 	if err := checkLoss(l, x, labels, n, l.cfg.Batch); err != nil {
 		return LossReport{}, err
 	}
@@ -152,7 +152,7 @@ func (l *LOT) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, er
 // the orthogonal last layer (K includes it), min_{j≠c} (f_c − f_j)/(K·‖ŵ_c −
 // ŵ_j‖) with LLN (K is the backbone's). Evaluation mode; the training state is
 // untouched.
-func (l *LOT) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+func (l *LOTModel) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
 	if err := checkCertify(l, x, labels); err != nil {
 		return Certificate{}, err
 	}

@@ -185,7 +185,7 @@ func TestLOTCertificatesSurviveAttacks(t *testing.T) {
 			}
 			lip := func(int, int) float64 { return math.Sqrt2 * cert.K }
 			if c.lln {
-				g, err := certifier.NewGloRo(cert.K, tr.Model.(*LOT).Net.HeadRows(), 2)
+				g, err := certifier.NewGloRo(cert.K, tr.Model.(*LOTModel).Net.HeadRows(), 2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -237,7 +237,7 @@ func BenchmarkLOTTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	var stash int
-	for _, l := range tr.Model.(*LOT).Net.Layers {
+	for _, l := range tr.Model.(*LOTModel).Net.Layers {
 		stash += l.Conv.StashBytes()
 	}
 	b.ResetTimer()

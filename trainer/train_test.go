@@ -163,7 +163,7 @@ func TestCertificatesSurviveAttacks(t *testing.T) {
 	if len(broken) > 0 {
 		t.Fatalf("PGD broke the certificates of images %v", broken)
 	}
-	g, err := certifier.NewGloRo(k, tr.Model.(*Gloro).Net.HeadRows(), 2)
+	g, err := certifier.NewGloRo(k, tr.Model.(*GloroModel).Net.HeadRows(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}

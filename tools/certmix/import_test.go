@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,7 +70,10 @@ func TestImportThenCertify(t *testing.T) {
 			func(*trainer.Trainer) float64 { return 1 }},
 		{"lot", "lot_ref_model_B3C4.npz", []string{"--mean", "0.5,0.5,0.5", "--std", "0.25"},
 			importer.Options{Mean: []float64{0.5, 0.5, 0.5}, Std: 0.25}, 32, "l2",
-			func(tr *trainer.Trainer) float64 { b, l := tr.Model.(*trainer.LOT).Net.LipschitzBound(); return b * l }},
+			func(tr *trainer.Trainer) float64 {
+				b, l := tr.Model.(*trainer.LOTModel).Net.LipschitzBound()
+				return b * l
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ref := filepath.Join("../../testdata", c.file)

@@ -344,7 +344,7 @@ func build(arrays map[string]*npy.Array, o Options) (*trainer.Trainer, Found, er
 	}
 	switch f.Arch {
 	case trainer.ArchGloro:
-		g := tr.Model.(*trainer.Gloro).Net
+		g := tr.Model.(*trainer.GloroModel).Net
 		side, w := models.InputSide, f.Width
 		expect("stem.0.init_x", 1, f.Channels, side, side)
 		for i := range f.Depth {
@@ -391,7 +391,7 @@ func build(arrays map[string]*npy.Array, o Options) (*trainer.Trainer, Found, er
 		}
 	}
 	switch m := tr.Model.(type) {
-	case *trainer.Gloro:
+	case *trainer.GloroModel:
 		for i := range f.Depth {
 			name := fmt.Sprintf("backbone.%d.identity", 2*i)
 			a, _ := s.get(name)
@@ -404,7 +404,7 @@ func build(arrays map[string]*npy.Array, o Options) (*trainer.Trainer, Found, er
 		if err := m.Net.Import(arrays, o.Prefix); err != nil {
 			return nil, f, fmt.Errorf("%w: %w", err, ErrStateDict)
 		}
-	case *trainer.LinfModel:
+	case *trainer.LinfDistModel:
 		setBuffers(s, m.Buffers())
 	case *trainer.SortNetModel:
 		setBuffers(s, m.Buffers())

@@ -93,7 +93,7 @@ func TestConformanceLinfDist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := tr.Model.(*trainer.LinfModel)
+	m := tr.Model.(*trainer.LinfDistModel)
 	train := m.Net.Forward(a["input"].Float32(), a["input"].Shape[0], 8)
 	agree(t, "MLPModel training logits (p = 8)", train, a["train_p8_logits"].Data, 1e-5)
 	for _, b := range m.Buffers() {
@@ -201,7 +201,7 @@ func TestLOTResidualMix(t *testing.T) {
 		a["state/layer"+string(rune('1'+s))+".res_lamda_logit"] = &npy.Array{Shape: []int{1}, Data: []float64{z}}
 	}
 	got, tr := logits(t, a, Options{Prefix: "state/", Mean: identity, Std: 1})
-	net := tr.Model.(*trainer.LOT).Net
+	net := tr.Model.(*trainer.LOTModel).Net
 
 	// Recompute: each block's convolution and MaxMin from the network
 	// (on the float32-rounded float64 input), the mix in float64.
