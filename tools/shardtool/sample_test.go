@@ -111,7 +111,7 @@ func TestSample(t *testing.T) {
 			{"batch too small for the mix", append(mix, "--batch", "1"), []string{"batch of 1", "no image of source 1"}},
 			{"rank outside the world", append(mix, "--rank", "2", "--world-size", "2"), []string{"--rank 2 outside 0..1"}},
 			{"other image shape", []string{"sample", "--real", real, "--generated", other}, []string{other, "32x32x3", "28x28x1", "must agree"}},
-			{"missing dataset", []string{"sample", "--real", real, "--generated", filepath.Join(dir, "absent")}, []string{"--generated", "absent", "not a dataset"}},
+			{"missing dataset", []string{"sample", "--real", real, "--generated", filepath.Join(dir, "absent")}, []string{"generated dataset", "absent", "not a dataset"}},
 			{"resume with another seed", append(mix, "--resume", state, "--seed", "3"), []string{"resume from " + state, "does not match", "seed 3"}},
 			{"resume from a manifest", append(mix, "--resume", filepath.Join(real, "manifest.json")), []string{"manifest.json is not a sampler state"}},
 			{"damaged batch", []string{"sample", "--real", damaged, "--fraction", "0", "--batch", "4", "--steps", "1"}, []string{"step 0: checksum failed twice", "xxh64", "checksum mismatch"}},
