@@ -147,7 +147,7 @@ func Run(ctx context.Context, cfg Config, open OpenBatches, opts RunOptions) (*T
 		if !epochEnd {
 			continue
 		}
-		e := rundir.Epoch{Epoch: tr.Step/cfg.StepsPerEpoch - 1, Step: tr.Step, TrainLoss: lossSum / float64(cfg.StepsPerEpoch),
+		e := rundir.Epoch{Version: rundir.MetricsVersion, Epoch: tr.Step/cfg.StepsPerEpoch - 1, Step: tr.Step, TrainLoss: lossSum / float64(cfg.StepsPerEpoch),
 			ImagesPerS: float64(images) / time.Since(start).Seconds(), LR: r.LR, Model: r.Values}
 		if opts.Eval != nil {
 			if err := opts.Eval.Evaluate(ctx, tr, &e); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"certmix/certifier"
 	"certmix/internal/cli"
 	"certmix/rundir"
 )
@@ -25,8 +24,7 @@ func runTable(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("name at least one run as NAME=DIR (a directory written by certmix certify)")
 	}
-	var rows []string
-	var header string
+	var runs []rundir.Run
 	for _, a := range pos {
 		name, dir, ok := strings.Cut(a, "=")
 		if !ok {
@@ -36,18 +34,8 @@ func runTable(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		cols := []string{"run", "clean"}
-		vals := []string{name, fmt.Sprintf("%.2f", 100*s.Clean)}
-		for i, e := range s.Radii {
-			cols = append(cols, "cert. "+certifier.RadiusLabel(e))
-			vals = append(vals, fmt.Sprintf("%.2f", 100*s.Certified[i]))
-		}
-		cols = append(cols, "gen. gap")
-		vals = append(vals, fmt.Sprintf("%.2f", 100*s.GeneralizationGap))
-		header = "| " + strings.Join(cols, " | ") + " |\n|" + strings.Repeat("---|", len(cols))
-		rows = append(rows, "| "+strings.Join(vals, " | ")+" |")
+		runs = append(runs, rundir.Run{Name: name, Summary: s})
 	}
-	fmt.Println(header)
-	fmt.Println(strings.Join(rows, "\n"))
+	fmt.Print(rundir.Table(runs))
 	return nil
 }

@@ -90,19 +90,14 @@ func runTrain(ctx context.Context, args []string) error {
 	cfg.ScaleWarmup()
 
 	s3 := shards.S3ConfigFromEnv()
-	real, err := shards.Open(ctx, realURL, s3)
+	if genURL == "" {
+		fraction = 0 // real images only
+	}
+	sources, err := sampler.Mix{Real: realURL, Generated: genURL, Fraction: fraction, ReplacementGenerated: true}.Open(ctx, s3)
 	if err != nil {
-		return fmt.Errorf("--real: %w", err)
+		return err
 	}
-	sources := []sampler.Source{{Dataset: real, Fraction: 1}}
-	if genURL != "" && fraction > 0 {
-		gen, err := shards.Open(ctx, genURL, s3)
-		if err != nil {
-			return fmt.Errorf("--generated: %w", err)
-		}
-		sources[0].Fraction = 1 - fraction
-		sources = append(sources, sampler.Source{Dataset: gen, Fraction: fraction, Replacement: true})
-	}
+	real := sources[0].Dataset
 	m := real.Manifest
 	if m.Height != m.Width {
 		return fmt.Errorf("--real: images of %dx%d: the models take square images", m.Height, m.Width)
