@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,11 +110,8 @@ func TestDocCommands(t *testing.T) {
 func buildCommands(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	cmd := exec.Command(gobin, "build", "-o", bin+string(filepath.Separator), "./tools/...")
+	// go test puts the go command that runs it first on PATH.
+	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./tools/...")
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./tools/...: %v\n%s", err, out)
