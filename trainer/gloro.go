@@ -10,7 +10,7 @@ import (
 	"certmix/trainer/nn"
 )
 
-// ArchGloro is GloroNet on a LiResNet backbone under l2 (spec 5).
+// ArchGloro is GloroNet on a LiResNet backbone under l2 (Hu et al. 2023, klasleino/gloro's hu23 snapshot).
 const ArchGloro = "gloro"
 
 // GloroModel is GloroNet: a LiResNet trained with the EMMA loss and certified

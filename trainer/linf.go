@@ -10,10 +10,10 @@ import (
 	"certmix/trainer/nn"
 )
 
-// The l_inf architectures (spec 2 and 3).
+// The l_inf architectures (l_inf-dist Net, zbh2047/L_inf-dist-net-v2).
 const (
-	ArchLinfDist = "linfdist" // l_inf-dist Net (spec 2)
-	ArchSortNet  = "sortnet"  // SortNet (spec 3)
+	ArchLinfDist = "linfdist" // l_inf-dist Net (zbh2047/L_inf-dist-net-v2)
+	ArchSortNet  = "sortnet"  // SortNet (zbh2047/SortNet)
 )
 
 // DistConfig holds the settings of l_inf-dist Net and SortNet that Config's
@@ -28,7 +28,7 @@ type DistConfig struct {
 	// EpsTrain is the radius of the training margins, in pixel units.
 	EpsTrain float64 `json:"eps_train"`
 	// PStart and PEnd are p's schedule, rising per iteration from the
-	// fraction PRampStart of the run to PRampEnd, then inf (spec 2.4).
+	// fraction PRampStart of the run to PRampEnd, then inf (the authors' create_schedule).
 	PStart, PEnd         float64
 	PRampStart, PRampEnd float64
 	// Identity is the identity init value of the hidden layers (10; 0 none).
@@ -36,7 +36,7 @@ type DistConfig struct {
 	// Scalar adds the learnable logit scale of the cross-entropy term.
 	Scalar bool `json:",omitempty"`
 	// KeepProb is SortNet's keep-probability q (0.85; 1 for SortNet w/o
-	// dropout); TopK (10) and Group (32) as in spec 3.1-3.2.
+	// dropout); TopK (10) and Group (32) as in SortNet's sort_neuron and norm_dist module.
 	KeepProb    float64 `json:",omitempty"`
 	TopK, Group int     `json:",omitempty"`
 	// Mean (per channel) and Std normalise the inputs; empty: by channel
@@ -47,7 +47,7 @@ type DistConfig struct {
 
 // DistNormalization is the input normalisation of the l_inf models when
 // the configuration names none: CIFAR-10's channel means with the single std
-// 0.2009 of the authors' code (spec 2.6) for 3 channels, and Fashion-MNIST's
+// 0.2009 of the authors' code (the authors' dataset.py) for 3 channels, and Fashion-MNIST's
 // mean 0.2860 and std 0.3530 (of its 28x28 training images) for 1 channel.
 func DistNormalization(channels int) (mean []float64, std float64, err error) {
 	switch channels {
@@ -61,7 +61,7 @@ func DistNormalization(channels int) (mean []float64, std float64, err error) {
 
 // LinfDistModel is l_inf-dist Net: a DistNet of l_inf-dist units trained with
 // the hinge or mixture loss under the p schedule and certified by interval
-// bound propagation (spec 2.7).
+// bound propagation (the authors' certified_test).
 type LinfDistModel struct {
 	Net  *models.DistNet
 	cfg  Config
@@ -73,7 +73,7 @@ type LinfDistModel struct {
 
 // SortNetModel is SortNet: LinfModel with sort units in layers 2..Depth,
 // trained through random input subsets, whose running means are
-// recalibrated with inference units before evaluation (spec 3.5).
+// recalibrated with inference units before evaluation (the authors' update_bn).
 type SortNetModel struct{ *LinfDistModel }
 
 func newLinf(cfg Config) (*LinfDistModel, error) {
@@ -204,7 +204,7 @@ func (m *LinfDistModel) roundingAllowance(a float32) float64 {
 }
 
 // Certify computes every image's certificate: the prediction, the Lipschitz
-// radius r = std·(g_c - max_{j≠c} g_j)/2 in pixel units (spec 2.7; the
+// radius r = std·(g_c - max_{j≠c} g_j)/2 in pixel units (the authors' certified_test; the
 // margin less a float32 rounding allowance), and, when eps > 0, the interval
 // bound propagation verdict at eps over the box [x - eps, x + eps] ∩ [0,1]
 // (IBP = eps when every other logit's upper bound is below the prediction's
@@ -273,7 +273,7 @@ func (m *LinfDistModel) Certify(x []float32, labels []int, eps float64) (Certifi
 }
 
 // Recalibrate recomputes the running means with inference units on n
-// training images (spec 3.5); certmix calls it before every evaluation.
+// training images (the authors' update_bn); certmix calls it before every evaluation.
 func (m *SortNetModel) Recalibrate(x []float32, n int) error {
 	if len(x) < n*m.InputSize() || n < 1 {
 		return fmt.Errorf("recalibrate: %d values for %d images: %w", len(x), n, certifier.ErrShape)

@@ -2,7 +2,7 @@ package trainer
 
 import "math"
 
-// The l_inf-dist Net and SortNet losses and schedules (spec 2.3, 2.4, 3.4).
+// The l_inf-dist Net and SortNet losses and schedules (the authors' main.py).
 // They see the logits g = -distance and the worst-case margins under the
 // network's l_inf Lipschitz bound: each logit moves by at most eps (in
 // normalised units) within the eps-ball, so for every class j
@@ -114,7 +114,7 @@ func LinfMixture(g []float32, labels []int, classes int, eps, lambda, s float64,
 	return loss, ds
 }
 
-// PSchedule is p and the schedule's progress r at step at.Step (spec 2.4):
+// PSchedule is p and the schedule's progress r at step at.Step (the authors' create_schedule):
 // r rises linearly from 0 at the fraction start of the run to 1 at end, per
 // iteration; p = pStart·(pEnd/pStart)^r, and once r reaches 1 with
 // pEnd >= 100, p = inf exactly.

@@ -59,7 +59,7 @@ func TestLinfLossGrad(t *testing.T) {
 }
 
 // TestPSchedule: p is p_start until the ramp, p_end^r·p_start^(1-r) on it,
-// inf after (spec 2.4); lambda follows r.
+// inf after (the authors' create_schedule); lambda follows r.
 func TestPSchedule(t *testing.T) {
 	at := func(step int64) Progress { return Progress{Step: step, Total: 1000, StepsPerEpoch: 10} }
 	tests := []struct {
@@ -345,7 +345,7 @@ func BenchmarkLinfTrainStep(b *testing.B) {
 }
 
 // TestSortNetRecalibrate: the recalibrated running mean is the average of
-// the batch means of the evaluation units' outputs (spec 3.5), checked on
+// the batch means of the evaluation units' outputs (the authors' update_bn), checked on
 // the first layer over two and a half batches.
 func TestSortNetRecalibrate(t *testing.T) {
 	tr, cfg := tinyDist(t, ArchSortNet, 10)

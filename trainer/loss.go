@@ -2,7 +2,7 @@ package trainer
 
 import "math"
 
-// EMMA is GloroNet's training loss as the authors shipped it (spec 5.4):
+// EMMA is GloroNet's training loss as the authors shipped it (the hu23 snapshot's margin_layer_v2):
 // cross-entropy of the logits with every non-target logit pushed up by its
 // own worst case, ỹ_j = y_j + eps·K·‖ŵ_y − ŵ_j‖, averaged over the batch.
 // It returns the loss and its gradients: dLogits (n x C), dHat (C x F, the

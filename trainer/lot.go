@@ -11,7 +11,7 @@ import (
 	"certmix/trainer/optim"
 )
 
-// ArchLOT is LOT's LipConvnet under l2 (spec 4).
+// ArchLOT is LOT's LipConvnet under l2 (LOT, AI-secure/Layerwise-Orthogonal-Training).
 const ArchLOT = "lot"
 
 // LOTConfig holds LOT's own settings; a nil one in Config takes the defaults
@@ -28,11 +28,11 @@ type LOTConfig struct {
 	ResLamdaLogit []float32 `json:"res_lamda_logit,omitempty"`
 }
 
-// DefaultLOTConfig is the configuration spec 4 recommends: residual, MaxMin,
+// DefaultLOTConfig is the configuration LOT, AI-secure/Layerwise-Orthogonal-Training recommends: residual, MaxMin,
 // no LLN, γ = 0, 10 Newton–Schulz iterations, std 0.2507.
 func DefaultLOTConfig() LOTConfig { return LOTConfig{Residual: true, Iters: 10, Std: 0.2507} }
 
-// lotPreset is LipConvnet-{depth} as the paper trains it (spec 4.3-4.6): 32
+// lotPreset is LipConvnet-{depth} as the paper trains it (the authors' lip_convnets.py and train_robust.py): 32
 // init channels, batch 256, SGD with momentum 0.9 at lr 0.1 without weight
 // decay, cosine annealing per iteration (the paper's main results; the
 // original multistep schedule with --schedule multistep), 200 epochs (the
@@ -126,7 +126,7 @@ func (l *LOTModel) InputGradient(dx, x, dlogits []float32, n int) error {
 // kernels are recomputed from them).
 func (l *LOTModel) Buffers() []nn.Buffer { return nil }
 
-// Loss is one LOT step (spec 4.6): the forward pass in training mode (every
+// Loss is one LOT step (the authors' train_robust.py): the forward pass in training mode (every
 // layer orthogonalised afresh), cross-entropy minus γ times the mean
 // certificate at the label with L = 1/std, and the backward pass through the
 // Newton–Schulz iterations.
@@ -146,7 +146,7 @@ func (l *LOTModel) Loss(x []float32, labels []int, n int, _ Progress) (LossRepor
 	return LossReport{Loss: r.Loss, Values: map[string]float64{"cross_entropy": r.CrossEntropy, "train_certificate": r.Certificate}}, nil
 }
 
-// Certify returns each image's l2 certificate (spec 4.5) with the
+// Certify returns each image's l2 certificate (LOT, AI-secure/Layerwise-Orthogonal-Training) with the
 // network's proven Lipschitz bound K (about 1/std; see
 // models.LipConvnet.LipschitzBound): radius (f_c − max_{j≠c} f_j)/(√2·K) with
 // the orthogonal last layer (K includes it), min_{j≠c} (f_c − f_j)/(K·‖ŵ_c −

@@ -8,7 +8,7 @@ type LOTLossReport struct {
 	Certificate        float64 // mean over the batch of relu(certificate at the label)
 }
 
-// LOTLoss is LOT's training loss (spec 4.6, the authors' train_robust.py):
+// LOTLoss is LOT's training loss (the authors' train_robust.py, the authors' train_robust.py):
 // the mean cross-entropy of the logits minus gamma times the mean of
 // relu(cert), where cert is the l2 certificate computed for the label y (not
 // the prediction) with Lipschitz constant lip:

@@ -85,7 +85,7 @@ func (c Config) checkImageSize() error {
 }
 
 // AugmentConfig is the architecture's training augmentation: a random crop
-// of the padded image and a horizontal flip (spec 6.4).
+// of the padded image and a horizontal flip (the authors' data loaders).
 type AugmentConfig struct {
 	Pad  int  // padding before the crop
 	Edge bool // pad by repeating the edge (l_inf-dist Net, SortNet), else with zeros

@@ -9,8 +9,8 @@ import (
 	"certmix/trainer/nn"
 )
 
-// DistNetConfig sizes an l_inf-dist Net (the authors' MLPModel, spec 2.2)
-// or a SortNet (SortMLPModel, spec 3.3).
+// DistNetConfig sizes an l_inf-dist Net (the authors' MLPModel, the authors' MLPModel)
+// or a SortNet (SortMLPModel, the authors' SortMLPModel).
 type DistNetConfig struct {
 	Depth, Width, Classes, Channels int
 	MaxBatch                        int
@@ -295,7 +295,7 @@ func (m *DistNet) Bounds(lo, hi []float32, n int) (gLo, gHi []float32) {
 }
 
 // Recalibrate recomputes the running means as SortNet does before testing
-// (spec 3.5): n images in batches of MaxBatch through the evaluation units,
+// (the authors' update_bn): n images in batches of MaxBatch through the evaluation units,
 // each mean shift using its batch's own mean, the running mean being the
 // average of the batch means (momentum 1/(k+1) for batch k).
 func (m *DistNet) Recalibrate(x []float32, n int) {

@@ -8,7 +8,7 @@ import (
 	"certmix/trainer/nn"
 )
 
-// LipConvnet is LOT's LipConvnet-(5·b) for 32×32 images (spec 4.3): the
+// LipConvnet is LOT's LipConvnet-(5·b) for 32×32 images (the authors' lip_convnets.py): the
 // input normalised by (x − mean_c)/std, five stages of b blocks (a LOT
 // convolution and MaxMin), and a last layer. In stage s (planes P = Width·2^s)
 // the first b − 1 blocks are 3×3 LOT convolutions at stride 1 (in → P, then

@@ -12,7 +12,7 @@ import (
 func cifarMean() []float64 { return []float64{0.4914, 0.4822, 0.4465} }
 
 // TestLipConvnetLayout: LOT-S (b = 2, 32 init channels) has exactly the
-// convolutions of spec 4.3 (channels after space-to-depth → out @ size), and
+// convolutions of the authors' lip_convnets.py (channels after space-to-depth → out @ size), and
 // the residual LOT-M names its hidden blocks as the authors' LipResNet does.
 func TestLipConvnetLayout(t *testing.T) {
 	m, err := NewLipConvnet(2, 32, 10, 3, true, false, cifarMean(), 0.2507, 10, 1, rand.New(rand.NewPCG(1, 2)))

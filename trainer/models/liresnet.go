@@ -10,7 +10,7 @@ import (
 	"certmix/trainer/nn"
 )
 
-// LiResNet is GloroNet's backbone (spec 5.1-5.2) for 32x32 images: stem conv
+// LiResNet is GloroNet's backbone (the hu23 snapshot's models) for 32x32 images: stem conv
 // 5x5 stride 2 and MinMax; D LinearRes blocks (one 3x3 conv with kernel
 // I + A*V/sqrt(D)) each followed by MinMax; neck conv 4x4 stride 4, MinMax,
 // Linear to 512, MinMax; and a head whose rows are normalised to unit norm

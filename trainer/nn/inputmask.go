@@ -9,7 +9,7 @@ import (
 	"certmix/trainer/nn/internal/pool"
 )
 
-// InputMask is SortNet's training-time "dropout" (spec 3.2): one count K of
+// InputMask is SortNet's training-time "dropout" (SortNet's norm_dist module): one count K of
 // kept inputs per layer per step, and for every group of Group consecutive
 // samples its own uniformly random subset of K inputs; a unit's output for a
 // sample is its distance over that subset only. With keep-probability q,

@@ -12,7 +12,7 @@ import (
 )
 
 // LOT is the layer-wise orthogonal convolution of Xu, Li & Li (NeurIPS 2022),
-// spec 4.1: a K×K convolution whose kernel is orthogonalised frequency by
+// the authors' lot_ortho_conv.py: a K×K convolution whose kernel is orthogonalised frequency by
 // frequency, so that the layer is at most 1-Lipschitz in ℓ2 (and norm
 // preserving when square). For an input of InC channels of Size×Size:
 //

@@ -13,7 +13,7 @@ import (
 const nsEps = 1e-4
 
 // newtonSchulz orthogonalises a batch of count matrices M (rows×cols, row-major,
-// one after the other) as the LOT layer does at every frequency (spec 4.1 step
+// one after the other) as the LOT layer does at every frequency (the authors' lot_ortho_conv.py step
 // 5), and differentiates through it:
 //
 //	S = M Mᴴ + 1e-4·I;  σ = ‖S‖_F + 1e-4;  Y₀ = S/σ, Z₀ = I

@@ -8,7 +8,7 @@ import "certmix/trainer/nn/internal/pool"
 // not depend on the machine.
 const GradChunks = 4
 
-// FiniteGrad is the backward pass of [Finite] (spec 2.1): with
+// FiniteGrad is the backward pass of [Finite] (the authors' norm_dist.py): with
 // g = dL/dy and t = g[b,j] · sign(x[b,i] - w[j,i]) ·
 // (|x[b,i] - w[j,i]| / y[b,j])^(p-1), DX[b,i] = sum_j t (overwritten) and
 // DW[j,i] -= sum_b t (accumulated). W and DW are m x k (unpacked). Scratch
@@ -69,7 +69,7 @@ func (f *FiniteGrad) Do(c int) {
 	}
 }
 
-// InfGrad is the backward pass at p = inf (spec 2.1): the gradient is
+// InfGrad is the backward pass at p = inf (the authors' norm_dist.py): the gradient is
 // one-hot at the forward's arg-max, sign(x - w) there (0 on a tie at 0).
 // DX is overwritten (n x k; nil: none), DW (m x k) accumulated (nil: none);
 // dx sums over j and dw over b in ascending order.

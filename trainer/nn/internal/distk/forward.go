@@ -67,7 +67,7 @@ func (f *Inf) Do(p int) {
 	}
 }
 
-// Finite is a forward pass at a finite p (spec 2.1, max-normalised):
+// Finite is a forward pass at a finite p (the authors' norm_dist.py, max-normalised):
 // with m = max(1e-10, max_i |x[b,i] - w[j,i]|),
 // y[b,j] = m · (sum_i Pow(|x[b,i] - w[j,i]| / m, p))^(1/p). Max and Inv are
 // n x m scratch. Fill the fields, then call Run.
