@@ -14,9 +14,9 @@ import (
 
 	"certmix/shards"
 	"certmix/trainer/checkpoint"
+	"certmix/trainer/models"
 	"certmix/trainer/nn"
 	"certmix/trainer/optim"
-	"certmix/trainer/models"
 )
 
 // Batch is a batch of training images as the trainer consumes it.
