@@ -32,12 +32,12 @@ func (s samplerBatches) State() json.RawMessage {
 func (s samplerBatches) StepsPerEpoch() int64 { return s.it.StepsPerEpoch() }
 func (s samplerBatches) Close() error         { return s.it.Close() }
 
-// SamplerConfig is the sampler configuration that feeds a model of cfg
+// samplerConfig is the sampler configuration that feeds a model of cfg
 // from sources whose images are h pixels high: cfg's batch, seed and
 // augmentation (a random crop of the padded image and a flip). Images
 // smaller than the model's input are padded at the centre by
 // [Config.ToInput], so their crop padding is at most 2.
-func SamplerConfig(cfg Config, sources []sampler.Source, h int) sampler.Config {
+func samplerConfig(cfg Config, sources []sampler.Source, h int) sampler.Config {
 	sc := sampler.Config{Sources: sources, Batch: cfg.Batch, Seed: cfg.Seed,
 		Augment: sampler.Augment{Size: h, Pad: cfg.Augment.Pad, Edge: cfg.Augment.Edge, Flip: true}}
 	if h < cfg.InputSide() {
@@ -60,7 +60,7 @@ func OpenSampler(sources []sampler.Source) OpenBatches {
 		if len(sources) == 0 {
 			return nil, fmt.Errorf("no training data")
 		}
-		it, err := sampler.New(ctx, SamplerConfig(cfg, sources, sources[0].Dataset.Manifest.Height), st)
+		it, err := sampler.New(ctx, samplerConfig(cfg, sources, sources[0].Dataset.Manifest.Height), st)
 		if err != nil {
 			return nil, err
 		}

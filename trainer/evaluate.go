@@ -22,7 +22,7 @@ type DatasetEvaluator struct {
 
 // Evaluate implements [Evaluator].
 func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Epoch) error {
-	if err := Recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg); err != nil {
+	if err := recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg); err != nil {
 		return err
 	}
 	trainRes, err := certifyFirst(ctx, t, d.Real, d.N)
@@ -63,11 +63,11 @@ type Recalibrator interface {
 	Recalibrate(x []float32, n int) error
 }
 
-// Recalibrate runs m's recalibration pass over the first n images of the
+// recalibrate runs m's recalibration pass over the first n images of the
 // real training set when m is a [Recalibrator]; other models are left
 // alone. Without a training set, the checkpoint's running means are kept
 // (and said so in the log).
-func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n int, cfg Config) error {
+func recalibrate(ctx context.Context, m Model, real *shards.Dataset, n int, cfg Config) error {
 	r, ok := m.(Recalibrator)
 	if !ok {
 		return nil
@@ -86,11 +86,11 @@ func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n int, cfg 
 	return nil
 }
 
-// CertifyAll certifies x at eps and, for an l_inf model, runs its interval
+// certifyAll certifies x at eps and, for an l_inf model, runs its interval
 // bounds at every reported radius too (certifier.ReportRadii), keeping per
 // image the largest radius that certified it (Result.IBP): boxes are
 // nested, so the certificate holds below it.
-func CertifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, error) {
+func certifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, error) {
 	cert, err := m.Certify(x, labels, eps)
 	if err != nil || cert.Norm != "linf" {
 		return cert, err

@@ -89,7 +89,7 @@ func (g *GloroModel) Loss(x []float32, labels []int, n int, at Progress) (LossRe
 	k := m.SubLipschitz(c.PowerIters, true)
 	logits := m.Forward(x, n)
 	clear(g.dHat)
-	loss, dK := EMMA(logits, labels, m.HeadRows(), c.Classes, models.Features, k, eps, g.dLog[:n*c.Classes], g.dHat)
+	loss, dK := emma(logits, labels, m.HeadRows(), c.Classes, models.Features, k, eps, g.dLog[:n*c.Classes], g.dHat)
 	m.Backward(g.dLog[:n*c.Classes], g.dHat, n)
 	m.BackwardLipschitz(dK, k)
 	return LossReport{Loss: loss, Values: map[string]float64{"k": k, "eps_train": eps}}, nil

@@ -33,7 +33,7 @@ func TestImageSizeFromTheDataset(t *testing.T) {
 			d.KeepProb, d.TopK, d.Group = 0.85, 2, 2
 			cfg.Dist = &d
 		}
-		m, err := NewModel(cfg)
+		m, err := newModel(cfg)
 		if c.refused {
 			if err == nil {
 				t.Errorf("%s on %dx%d images: built, want refused", c.arch, c.size, c.size)

@@ -40,16 +40,16 @@ type DistConfig struct {
 	KeepProb    float64 `json:",omitempty"`
 	TopK, Group int     `json:",omitempty"`
 	// Mean (per channel) and Std normalise the inputs; empty: by channel
-	// count, see DistNormalization.
+	// count, see distNormalization.
 	Mean []float64 `json:",omitempty"`
 	Std  float64   `json:",omitempty"`
 }
 
-// DistNormalization is the input normalisation of the l_inf models when
+// distNormalization is the input normalisation of the l_inf models when
 // the configuration names none: CIFAR-10's channel means with the single std
 // 0.2009 of the authors' code (the authors' dataset.py) for 3 channels, and Fashion-MNIST's
 // mean 0.2860 and std 0.3530 (of its 28x28 training images) for 1 channel.
-func DistNormalization(channels int) (mean []float64, std float64, err error) {
+func distNormalization(channels int) (mean []float64, std float64, err error) {
 	switch channels {
 	case 3:
 		return []float64{0.4914, 0.4822, 0.4465}, 0.2009, nil
@@ -84,7 +84,7 @@ func newLinf(cfg Config) (*LinfDistModel, error) {
 	mean, std := d.Mean, d.Std
 	if len(mean) == 0 {
 		var err error
-		if mean, std, err = DistNormalization(cfg.Channels); err != nil {
+		if mean, std, err = distNormalization(cfg.Channels); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Arch, err)
 		}
 	}
@@ -161,7 +161,7 @@ func (m *LinfDistModel) Loss(x []float32, labels []int, n int, at Progress) (Los
 		return LossReport{}, err
 	}
 	d, C := m.d, m.cfg.Classes
-	p, r := PSchedule(at, d.PStart, d.PEnd, d.PRampStart, d.PRampEnd)
+	p, r := pSchedule(at, d.PStart, d.PEnd, d.PRampStart, d.PRampEnd)
 	rng := at.Rand()
 	for _, mask := range m.Net.Masks {
 		if mask != nil {
@@ -174,15 +174,15 @@ func (m *LinfDistModel) Loss(x []float32, labels []int, n int, at Progress) (Los
 	rep := LossReport{Values: map[string]float64{"inv_p": 1 / p}} // 0 at p = inf, which JSON cannot hold
 	switch d.Loss {
 	case "hinge":
-		rep.Loss = LinfHinge(g, labels, C, eps, d.HingeMix, dg)
+		rep.Loss = linfHinge(g, labels, C, eps, d.HingeMix, dg)
 	default:
-		lambda := LambdaSchedule(d.Lambda0, d.LambdaEnd, r)
+		lambda := lambdaSchedule(d.Lambda0, d.LambdaEnd, r)
 		s := 1.0
 		if m.Net.Scalar != nil {
 			s = float64(m.Net.Scalar.W[0])
 		}
 		var ds float64
-		rep.Loss, ds = LinfMixture(g, labels, C, eps, lambda, s, dg)
+		rep.Loss, ds = linfMixture(g, labels, C, eps, lambda, s, dg)
 		if m.Net.Scalar != nil {
 			m.Net.Scalar.G[0] += float32(ds)
 		}
@@ -272,7 +272,7 @@ func (m *LinfDistModel) Certify(x []float32, labels []int, eps float64) (Certifi
 	return Certificate{Results: res, Norm: "linf", K: 1}, nil
 }
 
-// Recalibrate recomputes the running means with inference units on n
+// recalibrate recomputes the running means with inference units on n
 // training images (the authors' update_bn); certmix calls it before every evaluation.
 func (m *SortNetModel) Recalibrate(x []float32, n int) error {
 	if len(x) < n*m.InputSize() || n < 1 {

@@ -141,7 +141,7 @@ func (l *LOTModel) Loss(x []float32, labels []int, n int, _ Progress) (LossRepor
 		hat = l.Net.HeadRows()
 		clear(l.dHat)
 	}
-	r := LOTLoss(logits, labels, c, l.lc.Gamma, 1/l.lc.Std, hat, l.dLog[:n*c], l.dHat)
+	r := lotLoss(logits, labels, c, l.lc.Gamma, 1/l.lc.Std, hat, l.dLog[:n*c], l.dHat)
 	l.Net.Backward(l.dLog[:n*c], l.dHat, n, nil)
 	return LossReport{Loss: r.Loss, Values: map[string]float64{"cross_entropy": r.CrossEntropy, "train_certificate": r.Certificate}}, nil
 }

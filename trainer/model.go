@@ -123,9 +123,9 @@ type Certificate struct {
 	K       float64            // the Lipschitz bound behind the radii, where one applies
 }
 
-// NewModel builds a freshly initialised model of the architecture
+// newModel builds a freshly initialised model of the architecture
 // cfg.Arch, weights drawn from cfg.Seed, sized for batches of cfg.Batch.
-func NewModel(cfg Config) (Model, error) {
+func newModel(cfg Config) (Model, error) {
 	if err := cfg.checkImageSize(); err != nil {
 		return nil, err
 	}

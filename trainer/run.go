@@ -48,10 +48,10 @@ func (o RunOptions) logf(format string, args ...any) {
 	}
 }
 
-// Selection is the accuracy that chooses best.safetensors: certified
+// selection is the accuracy that chooses best.safetensors: certified
 // accuracy on the validation images when the run has them, else on the
 // test images; ok is false when the epoch measured neither.
-func Selection(e rundir.Epoch) (acc float64, ok bool) {
+func selection(e rundir.Epoch) (acc float64, ok bool) {
 	switch {
 	case e.ValCertified != nil:
 		return *e.ValCertified, true
@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, open OpenBatches, opts RunOptions) (*T
 				return tr, fmt.Errorf("epoch %d: %w", e.Epoch, err)
 			}
 		}
-		if acc, ok := Selection(e); ok && acc > tr.Best {
+		if acc, ok := selection(e); ok && acc > tr.Best {
 			tr.Best = acc
 			if err := tr.Save(ctx, store, rundir.BestCheckpoint, st); err != nil {
 				return tr, err

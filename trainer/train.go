@@ -104,7 +104,7 @@ type Trainer struct {
 
 // New builds a freshly initialised model from cfg.Seed.
 func New(cfg Config) (*Trainer, error) {
-	m, err := NewModel(cfg)
+	m, err := newModel(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -160,15 +160,15 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	return r, nil
 }
 
-// ToInput converts uint8 NHWC images to the model's float32 NCHW input in
+// toInput converts uint8 NHWC images to the model's float32 NCHW input in
 // [0,1] for a model of channels channels on 32x32 inputs (LiResNet's and
 // LipConvnet's), zero-padding smaller images at the centre. It is
-// Config.ToInput for the default configuration.
-func ToInput(dst []float32, images []byte, n, h, w, c, channels int) error {
+// Config.toInput for the default configuration.
+func toInput(dst []float32, images []byte, n, h, w, c, channels int) error {
 	return Config{Channels: channels}.ToInput(dst, images, n, h, w, c)
 }
 
-// ToInput converts n uint8 NHWC images of h x w x c to the model's float32
+// toInput converts n uint8 NHWC images of h x w x c to the model's float32
 // NCHW input in [0,1], Channels x InputSide x InputSide each, zero-padding
 // smaller images at the centre (Fashion-MNIST's 28x28 for a 32x32 model).
 func (cfg Config) ToInput(dst []float32, images []byte, n, h, w, c int) error {

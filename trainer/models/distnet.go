@@ -294,7 +294,7 @@ func (m *DistNet) Bounds(lo, hi []float32, n int) (gLo, gHi []float32) {
 	return gLo, gHi
 }
 
-// Recalibrate recomputes the running means as SortNet does before testing
+// recalibrate recomputes the running means as SortNet does before testing
 // (the authors' update_bn): n images in batches of MaxBatch through the evaluation units,
 // each mean shift using its batch's own mean, the running mean being the
 // average of the batch means (momentum 1/(k+1) for batch k).
