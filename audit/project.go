@@ -129,10 +129,18 @@ func newProjection(s shards.Shape, cells int) *projection {
 }
 
 // apply writes the projection of the normalised image img into dst (dim
-// values) and returns its squared norm.
-func (p *projection) apply(dst, img []float32) float32 {
+// values) and returns its squared norm and the norm of the residual, the
+// part of img the projection leaves out. Two images a, b with projections
+// Pa, Pb and residual norms ra, rb are at least
+//
+//	|Pa − Pb|² + (ra − rb)²
+//
+// apart (Pythagoras, and the reverse triangle inequality on the residuals):
+// the filter's distance, a lower bound at the cost of one number per image.
+func (p *projection) apply(dst, img []float32) (norm2, resid float32) {
 	clear(dst)
 	c, w := p.shape.Channels, p.shape.Width
+	var all float64
 	for y := range p.shape.Height {
 		row := p.cy[y] * p.cw
 		for x := range w {
@@ -140,15 +148,16 @@ func (p *projection) apply(dst, img []float32) float32 {
 			px := img[(y*w+x)*c:]
 			for k := range c {
 				dst[cell+k] += px[k]
+				all += float64(px[k]) * float64(px[k])
 			}
 		}
 	}
-	var n float32
+	var n float64
 	for i := range dst {
 		dst[i] *= p.scale[i/c]
-		n += dst[i] * dst[i]
+		n += float64(dst[i]) * float64(dst[i])
 	}
-	return n
+	return float32(n), float32(math.Sqrt(max(all-n, 0)))
 }
 
 // exactD2 is the squared l2 distance between variant v of the normalised

@@ -57,7 +57,7 @@ func (o *Options) defaults() error {
 		o.Cells = 8
 	}
 	if o.Candidates == 0 {
-		o.Candidates = 8
+		o.Candidates = 32
 	}
 	if o.Neighbours == 0 {
 		o.Neighbours = 3
@@ -161,8 +161,14 @@ type searcher struct {
 	norm    []float32 // test images, normalised
 	vars    []variant
 	proj    *projection
-	q       []float32 // projections: test i, variant v at row i*len(vars)+v
-	qn      []float32 // their squared norms
+	// q holds a row of width proj.dim+2 per test image i and variant v
+	// (row i*len(vars)+v): the projection, the residual's norm r and 1;
+	// a dataset row's is the projection, its residual's norm and −|b|²/2.
+	// Their product is ⟨Pa, Pb⟩ + ra·rb − |b|²/2, so that |a|² − 2·product
+	// is the filter's distance |Pa − Pb|² + (ra − rb)² (see
+	// projection.apply), with one matrix product and no other work per pair.
+	q  []float32
+	qa []float32 // |a|² of each row of q
 	slack   float64
 }
 
@@ -187,8 +193,8 @@ func newSearcher(ctx context.Context, test *shards.Dataset, opts Options) (*sear
 	s.pixels = rows.Images
 	t, nv, dim := rows.Len(), len(s.vars), s.proj.dim
 	s.norm = make([]float32, t*s.n)
-	s.q = make([]float32, t*nv*dim)
-	s.qn = make([]float32, t*nv)
+	s.q = make([]float32, t*nv*(dim+2))
+	s.qa = make([]float32, t*nv)
 	parallel(opts.Workers, t, func(lo, hi int) {
 		buf := make([]float32, s.n)
 		for i := lo; i < hi; i++ {
@@ -197,7 +203,10 @@ func newSearcher(ctx context.Context, test *shards.Dataset, opts Options) (*sear
 			for v, vr := range s.vars {
 				vr.apply(buf, img, s.shape)
 				r := i*nv + v
-				s.qn[r] = s.proj.apply(s.q[r*dim:(r+1)*dim], buf)
+				row := s.q[r*(dim+2) : (r+1)*(dim+2)]
+				n2, res := s.proj.apply(row[:dim], buf)
+				row[dim], row[dim+1] = res, 1
+				s.qa[r] = n2 + res*res
 			}
 		}
 	})
@@ -330,8 +339,8 @@ func (s *searcher) dataset(ctx context.Context, d *shards.Dataset, plan []batchR
 
 // work holds the buffers of a batch's search, reused across batches.
 type work struct {
-	x     []float32   // projections of the batch's rows
-	xn    []float32   // their squared norms
+	x     []float32   // the batch's rows as q's counterparts: projection, residual norm, −|b|²/2
+	xmax  float32     // the largest |b|² of the batch
 	tiles []*tileWork // one per worker
 }
 
@@ -360,14 +369,22 @@ func (s *searcher) newWork() *work {
 // the result does not depend on the number of workers.
 func (s *searcher) searchBatch(r *shards.Rows, st *datasetState, w *work) {
 	b, dim := r.Len(), s.proj.dim
-	w.x = slices.Grow(w.x[:0], b*dim)[:b*dim]
-	w.xn = slices.Grow(w.xn[:0], b)[:b]
+	w.x = slices.Grow(w.x[:0], b*(dim+2))[:b*(dim+2)]
+	var mu sync.Mutex
+	w.xmax = 0
 	parallel(s.opts.Workers, b, func(lo, hi int) {
 		buf := make([]float32, s.n)
+		var xmax float32
 		for j := lo; j < hi; j++ {
 			normalize(buf, r.Image(j, s.n), s.opts.Normalize)
-			w.xn[j] = s.proj.apply(w.x[j*dim:(j+1)*dim], buf)
+			row := w.x[j*(dim+2) : (j+1)*(dim+2)]
+			n2, res := s.proj.apply(row[:dim], buf)
+			row[dim], row[dim+1] = res, -(n2+res*res)/2
+			xmax = max(xmax, n2+res*res)
 		}
+		mu.Lock()
+		w.xmax = max(w.xmax, xmax)
+		mu.Unlock()
 	})
 	t := len(s.testSet.IDs)
 	tiles := (t + tileTests - 1) / tileTests
@@ -391,7 +408,7 @@ func (s *searcher) searchBatch(r *shards.Rows, st *datasetState, w *work) {
 
 // searchTile handles test images [lo, hi) against the batch.
 func (s *searcher) searchTile(r *shards.Rows, st *datasetState, w *work, tw *tileWork, lo, hi int) {
-	b, dim, nv := r.Len(), s.proj.dim, len(s.vars)
+	b, dim, nv := r.Len(), s.proj.dim+2, len(s.vars)
 	m := (hi - lo) * nv
 	tw.g = slices.Grow(tw.g[:0], m*b)[:m*b]
 	tw.f = slices.Grow(tw.f[:0], b)[:b]
@@ -402,25 +419,31 @@ func (s *searcher) searchTile(r *shards.Rows, st *datasetState, w *work, tw *til
 		0, blas32.General{Rows: m, Cols: b, Stride: b, Data: tw.g})
 	k, kc := s.opts.Neighbours, s.opts.Candidates
 	for i := lo; i < hi; i++ {
-		// f[j]: the filter's squared distance over variants, lowered by a
-		// margin for float32 rounding so that it stays a lower bound.
+		// f[j]: the filter's squared distance, least over variants.
 		f := tw.f
-		for j := range f {
-			f[j] = float32(math.Inf(1))
-		}
+		var amax float32
 		for v := range nv {
 			row := (i-lo)*nv + v
-			qn := s.qn[i*nv+v]
+			a := s.qa[i*nv+v]
+			amax = max(amax, a)
 			g := tw.g[row*b : (row+1)*b]
+			if v == 0 {
+				for j, gj := range g {
+					f[j] = a - 2*gj
+				}
+				continue
+			}
 			for j, gj := range g {
-				d := (1-1e-5)*(qn+w.xn[j]) - 2*gj
-				if d < f[j] {
+				if d := a - 2*gj; d < f[j] {
 					f[j] = d
 				}
 			}
 		}
+		// A margin for float32 rounding in the product keeps the filter's
+		// distance, less the margin, a lower bound.
+		margin := 1e-5 * (amax + w.xmax)
 		worst := st.worst(i, k)
-		limit := float32(min(worst*(1+s.slack), math.MaxFloat32))
+		limit := float32(min(worst*(1+s.slack), math.MaxFloat32)) + margin
 		// The kc rows of smallest filter distance under the limit, in order.
 		cand, cval := tw.cand[:0], tw.cval[:0]
 		for j, d := range f {
@@ -446,7 +469,7 @@ func (s *searcher) searchTile(r *shards.Rows, st *datasetState, w *work, tw *til
 		}
 		tw.cand, tw.cval = cand, cval
 		for c, j := range cand {
-			if float64(cval[c]) > worst*(1+s.slack) {
+			if float64(cval[c]-margin) > worst*(1+s.slack) {
 				break
 			}
 			s.rank(r, st, tw, i, int(j), worst)
