@@ -161,10 +161,11 @@ func (p *projection) apply(dst, img []float32) (norm2, resid float32) {
 }
 
 // exactD2 is the squared l2 distance between variant v of the normalised
-// test image t and the normalised image d, over the pixels where they
+// test image and the normalised image d, over the pixels where they
 // overlap, scaled to the whole image (so that shifted and unshifted
-// comparisons are on one scale). It stops early, returning a value above
-// limit, once the partial sum passes limit.
+// comparisons are on one scale). t is the test image, already mirrored
+// when v.flip. It stops early, returning a value above limit, once the
+// partial sum passes limit.
 func exactD2(t, d []float32, v variant, s shards.Shape, limit float64) float64 {
 	h, w, c := s.Height, s.Width, s.Channels
 	y0, y1 := max(0, v.dy), min(h, h+v.dy)
@@ -173,25 +174,23 @@ func exactD2(t, d []float32, v variant, s shards.Shape, limit float64) float64 {
 	lim := limit / scale
 	var sum float64
 	for y := y0; y < y1; y++ {
-		trow := t[(y-v.dy)*w*c:]
-		drow := d[y*w*c:]
-		var rs float32
-		if !v.flip {
-			a, b := trow[(x0-v.dx)*c:(x1-v.dx)*c], drow[x0*c:x1*c]
-			for i := range b {
-				e := a[i] - b[i]
-				rs += e * e
-			}
-		} else {
-			for x := x0; x < x1; x++ {
-				sx := w - 1 - (x - v.dx)
-				for k := range c {
-					e := trow[sx*c+k] - drow[x*c+k]
-					rs += e * e
-				}
-			}
+		a := t[(y-v.dy)*w*c+(x0-v.dx)*c : (y-v.dy)*w*c+(x1-v.dx)*c]
+		b := d[y*w*c+x0*c : y*w*c+x1*c]
+		b = b[:len(a)]
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= len(a); i += 4 {
+			e0, e1, e2, e3 := a[i]-b[i], a[i+1]-b[i+1], a[i+2]-b[i+2], a[i+3]-b[i+3]
+			s0 += e0 * e0
+			s1 += e1 * e1
+			s2 += e2 * e2
+			s3 += e3 * e3
 		}
-		sum += float64(rs)
+		for ; i < len(a); i++ {
+			e := a[i] - b[i]
+			s0 += e * e
+		}
+		sum += float64((s0 + s1) + (s2 + s3))
 		if sum > lim {
 			return sum * scale
 		}

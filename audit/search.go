@@ -159,6 +159,7 @@ type searcher struct {
 	testSet TestSet
 	pixels  []byte    // test images, uint8
 	norm    []float32 // test images, normalised
+	mirror  []float32 // their mirror images
 	vars    []variant
 	proj    *projection
 	// q holds a row of width proj.dim+2 per test image i and variant v
@@ -167,9 +168,9 @@ type searcher struct {
 	// Their product is ⟨Pa, Pb⟩ + ra·rb − |b|²/2, so that |a|² − 2·product
 	// is the filter's distance |Pa − Pb|² + (ra − rb)² (see
 	// projection.apply), with one matrix product and no other work per pair.
-	q  []float32
-	qa []float32 // |a|² of each row of q
-	slack   float64
+	q     []float32
+	qa    []float32 // |a|² of each row of q
+	slack float64
 }
 
 func newSearcher(ctx context.Context, test *shards.Dataset, opts Options) (*searcher, error) {
@@ -193,6 +194,7 @@ func newSearcher(ctx context.Context, test *shards.Dataset, opts Options) (*sear
 	s.pixels = rows.Images
 	t, nv, dim := rows.Len(), len(s.vars), s.proj.dim
 	s.norm = make([]float32, t*s.n)
+	s.mirror = make([]float32, t*s.n)
 	s.q = make([]float32, t*nv*(dim+2))
 	s.qa = make([]float32, t*nv)
 	parallel(opts.Workers, t, func(lo, hi int) {
@@ -200,6 +202,7 @@ func newSearcher(ctx context.Context, test *shards.Dataset, opts Options) (*sear
 		for i := lo; i < hi; i++ {
 			img := s.norm[i*s.n : (i+1)*s.n]
 			normalize(img, s.pixels[i*s.n:(i+1)*s.n], opts.Normalize)
+			variant{flip: true}.apply(s.mirror[i*s.n:(i+1)*s.n], img, s.shape)
 			for v, vr := range s.vars {
 				vr.apply(buf, img, s.shape)
 				r := i*nv + v
@@ -341,24 +344,23 @@ func (s *searcher) dataset(ctx context.Context, d *shards.Dataset, plan []batchR
 type work struct {
 	x     []float32   // the batch's rows as q's counterparts: projection, residual norm, −|b|²/2
 	xmax  float32     // the largest |b|² of the batch
+	xnorm []float32   // the batch's rows, normalised, for the exact comparisons
 	tiles []*tileWork // one per worker
 }
 
 // tileWork is one worker's buffers.
 type tileWork struct {
-	g     []float32 // tile × batch products
-	f     []float32 // one test image's filter distances to the batch
-	cand  []int32
-	cval  []float32
-	dnorm []float32 // one row, normalised
+	g    []float32 // tile × batch products
+	f    []float32 // one test image's filter distances to the batch
+	cand []int32
+	cval []float32
 }
 
 func (s *searcher) newWork() *work {
 	w := &work{}
 	for range s.opts.Workers {
 		w.tiles = append(w.tiles, &tileWork{
-			cand: make([]int32, 0, s.opts.Candidates), cval: make([]float32, 0, s.opts.Candidates),
-			dnorm: make([]float32, s.n)})
+			cand: make([]int32, 0, s.opts.Candidates), cval: make([]float32, 0, s.opts.Candidates)})
 	}
 	return w
 }
@@ -370,12 +372,13 @@ func (s *searcher) newWork() *work {
 func (s *searcher) searchBatch(r *shards.Rows, st *datasetState, w *work) {
 	b, dim := r.Len(), s.proj.dim
 	w.x = slices.Grow(w.x[:0], b*(dim+2))[:b*(dim+2)]
+	w.xnorm = slices.Grow(w.xnorm[:0], b*s.n)[:b*s.n]
 	var mu sync.Mutex
 	w.xmax = 0
 	parallel(s.opts.Workers, b, func(lo, hi int) {
-		buf := make([]float32, s.n)
 		var xmax float32
 		for j := lo; j < hi; j++ {
+			buf := w.xnorm[j*s.n : (j+1)*s.n]
 			normalize(buf, r.Image(j, s.n), s.opts.Normalize)
 			row := w.x[j*(dim+2) : (j+1)*(dim+2)]
 			n2, res := s.proj.apply(row[:dim], buf)
@@ -472,7 +475,7 @@ func (s *searcher) searchTile(r *shards.Rows, st *datasetState, w *work, tw *til
 			if float64(cval[c]-margin) > worst*(1+s.slack) {
 				break
 			}
-			s.rank(r, st, tw, i, int(j), worst)
+			s.rank(r, st, w, i, int(j), worst)
 			worst = st.worst(i, k)
 		}
 	}
@@ -480,13 +483,17 @@ func (s *searcher) searchTile(r *shards.Rows, st *datasetState, w *work, tw *til
 
 // rank computes the exact distance between test image i and row j of the
 // batch, over every variant, and keeps the row if it is among the nearest.
-func (s *searcher) rank(r *shards.Rows, st *datasetState, tw *tileWork, i, j int, worst float64) {
-	normalize(tw.dnorm, r.Image(j, s.n), s.opts.Normalize)
-	t := s.norm[i*s.n : (i+1)*s.n]
+func (s *searcher) rank(r *shards.Rows, st *datasetState, w *work, i, j int, worst float64) {
+	t, d := s.norm[i*s.n:(i+1)*s.n], w.xnorm[j*s.n:(j+1)*s.n]
+	m := s.mirror[i*s.n : (i+1)*s.n]
 	best, bestV := math.Inf(1), -1
 	for v, vr := range s.vars {
+		t := t
+		if vr.flip {
+			t = m
+		}
 		// A distance above min(best, worst) is of no use: exactD2 may stop early.
-		if d := exactD2(t, tw.dnorm, vr, s.shape, min(best, worst)); d < best {
+		if d := exactD2(t, d, vr, s.shape, min(best, worst)); d < best {
 			best, bestV = d, v
 		}
 	}
