@@ -49,6 +49,9 @@ type Options struct {
 	Progress func(done, total int64)
 }
 
+// Check reports whether the options are valid, before any data is read.
+func (o Options) Check() error { return o.defaults() }
+
 func (o *Options) defaults() error {
 	if o.Normalize == "" {
 		o.Normalize = NormNone

@@ -68,6 +68,9 @@ func runAudit(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if err := opts.Check(); err != nil {
+		return err
+	}
 	cfg := s3cfg()
 	testSet, err := shards.Open(ctx, *test, cfg)
 	if err != nil {
