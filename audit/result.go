@@ -103,8 +103,10 @@ func Merge(parts []*Result) (*Result, error) {
 		switch {
 		case p.Settings != first.Settings:
 			return nil, fmt.Errorf("merge: result %d was searched with %+v, result 1 with %+v", k+1, p.Settings, first.Settings)
-		case p.Test.URL != first.Test.URL || !slices.Equal(p.Test.IDs, first.Test.IDs):
-			return nil, fmt.Errorf("merge: result %d audits test set %s (%d images), result 1 %s (%d images)", k+1, p.Test.URL, len(p.Test.IDs), first.Test.URL, len(first.Test.IDs))
+		case p.Test.Shape != first.Test.Shape || !slices.Equal(p.Test.IDs, first.Test.IDs) || !slices.Equal(p.Test.Labels, first.Test.Labels):
+			// URLs may differ between machines; the images' ids may not.
+			return nil, fmt.Errorf("merge: result %d audits test set %s (%d images), result 1 %s (%d images): not the same ids and labels",
+				k+1, p.Test.URL, len(p.Test.IDs), first.Test.URL, len(first.Test.IDs))
 		case len(p.Datasets) != len(first.Datasets):
 			return nil, fmt.Errorf("merge: result %d has %d datasets, result 1 has %d", k+1, len(p.Datasets), len(first.Datasets))
 		}
@@ -116,9 +118,9 @@ func Merge(parts []*Result) (*Result, error) {
 		var pairs []Pair
 		for k, p := range parts {
 			d := p.Datasets[j]
-			if d.URL != d0.URL || d.Rows != d0.Rows || d.PartCount != d0.PartCount {
-				return nil, fmt.Errorf("merge: result %d dataset %d is %s (%d rows, %d parts), result 1's is %s (%d rows, %d parts)",
-					k+1, j+1, d.URL, d.Rows, d.PartCount, d0.URL, d0.Rows, d0.PartCount)
+			if d.Name != d0.Name || d.Rows != d0.Rows || d.PartCount != d0.PartCount {
+				return nil, fmt.Errorf("merge: result %d dataset %d is %s named %q (%d rows, %d parts), result 1's is %s named %q (%d rows, %d parts)",
+					k+1, j+1, d.URL, d.Name, d.Rows, d.PartCount, d0.URL, d0.Name, d0.Rows, d0.PartCount)
 			}
 			if len(d.Neighbours) != len(first.Test.IDs) {
 				return nil, fmt.Errorf("merge: result %d dataset %s: %d neighbour lists for %d test images", k+1, d.URL, len(d.Neighbours), len(first.Test.IDs))

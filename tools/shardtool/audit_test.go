@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"certmix/audit"
+	"certmix/internal/s3test"
 	"certmix/shards"
 )
 
@@ -113,5 +116,43 @@ func TestAuditBadInput(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("shardtool %s: exit %d, stderr %q; want an error containing %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
+	}
+}
+
+// An audit against a dataset on S3 finds what it finds against the same
+// dataset on local disk.
+func TestAuditS3(t *testing.T) {
+	if _, err := os.Stat(fmnist); err != nil {
+		t.Skipf("Fashion-MNIST not installed at %s: %v", fmnist, err)
+	}
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t)
+	env := []string{"AWS_ENDPOINT_URL=" + srv.Endpoint, "AWS_ACCESS_KEY_ID=" + srv.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey, "AWS_REGION=" + srv.Region}
+	dir := t.TempDir()
+	test, local, url := filepath.Join(dir, "test"), filepath.Join(dir, "train"), "s3://"+bucket+"/fmnist/train"
+	ok(t, nil, "build", "--in", fmnist, "--split", "test", "--take", "500", "--seed", "2", "--out", test)
+	for _, out := range []string{local, url} {
+		ok(t, env, "build", "--in", fmnist, "--split", "train", "--take", "6000", "--seed", "2", "--shard-mib", "1", "--batch-rows", "1000", "--out", out)
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	ok(t, nil, "audit", "--against", test, "--out", a, "--max-ratio", "0.5", local)
+	got := ok(t, env, "audit", "--against", test, "--out", b, "--max-ratio", "0.5", url)
+	if strings.Contains(got, srv.SecretKey) {
+		t.Fatalf("the S3 secret appears in the output")
+	}
+	ra, err := audit.ReadResult(filepath.Join(a, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := audit.ReadResult(filepath.Join(b, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ra.Datasets[0].Neighbours, rb.Datasets[0].Neighbours) || !reflect.DeepEqual(ra.Datasets[0].Pairs, rb.Datasets[0].Pairs) {
+		t.Errorf("the audit against S3 found other neighbours than against local disk")
+	}
+	if rb.Datasets[0].URL != url {
+		t.Errorf("result names dataset %q, want %q", rb.Datasets[0].URL, url)
 	}
 }
