@@ -48,7 +48,7 @@ func runAudit(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.Normalize, "normalize", audit.NormNone, "per-image normalisation before comparing: none, mean (subtract the mean) or unit (subtract the mean, divide by the norm)")
 	fs.IntVar(&opts.Shifts, "shifts", 0, "also compare the test images moved by 1 pixel (1) or not (0)")
 	fs.IntVar(&opts.Cells, "cells", 8, "the filter's grid: about CELLS x CELLS cells per image")
-	fs.IntVar(&opts.Candidates, "candidates", 8, "filter candidates per test image and record batch that are compared exactly")
+	fs.IntVar(&opts.Candidates, "candidates", 32, "filter candidates per test image and record batch that are compared exactly")
 	fs.IntVar(&opts.Neighbours, "neighbours", 3, "nearest rows kept per test image and dataset")
 	fs.IntVar(&opts.Pairs, "pairs", 64, "closest pairs drawn in the grid, per dataset")
 	fs.IntVar(&opts.Workers, "workers", 0, "goroutines (default: one per CPU)")
