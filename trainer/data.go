@@ -98,3 +98,13 @@ func LoadInputs(ctx context.Context, d *shards.Dataset, n int, cfg Config) ([]fl
 	}
 	return x, labels, nil
 }
+
+// FitData sets the data's classes, channels and image size from the real
+// training set's manifest; the models take square images.
+func (c *Config) FitData(m *shards.Manifest) error {
+	if m.Height != m.Width {
+		return fmt.Errorf("images of %dx%d: the models take square images", m.Height, m.Width)
+	}
+	c.Classes, c.Channels, c.ImageSize = m.Classes, m.Channels, m.Height
+	return nil
+}

@@ -123,3 +123,47 @@ func sortNetHingePreset() Config {
 func (c *Config) ScaleWarmup() {
 	c.WarmupEpochs = min(c.WarmupEpochs, max(c.Epochs/40, 1))
 }
+
+// Overrides are the changes a user makes to a preset; zero fields keep
+// the preset's value.
+type Overrides struct {
+	Depth, Width, Batch int
+	Epochs              int64
+	LR                  float64
+	Schedule            string
+	EpsTrain            float64 // l_inf models' training radius
+	Seed                uint64
+	CheckpointEvery     int64
+}
+
+// Configure returns the preset name with o applied, and its warm-up
+// scaled to the run's length ([Config.ScaleWarmup]).
+func Configure(name string, o Overrides) (Config, error) {
+	cfg, err := Preset(name)
+	if err != nil {
+		return Config{}, err
+	}
+	for _, f := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.Depth, o.Depth}, {&cfg.Width, o.Width}, {&cfg.Batch, o.Batch}} {
+		if f.v > 0 {
+			*f.dst = f.v
+		}
+	}
+	if o.Epochs > 0 {
+		cfg.Epochs = o.Epochs
+	}
+	if o.LR > 0 {
+		cfg.LR = o.LR
+	}
+	if o.EpsTrain > 0 && cfg.Dist != nil {
+		cfg.Dist.EpsTrain = o.EpsTrain
+	}
+	if o.Schedule != "" {
+		cfg.Schedule = o.Schedule
+	}
+	cfg.Seed, cfg.CheckpointEvery = o.Seed, o.CheckpointEvery
+	cfg.ScaleWarmup()
+	return cfg, nil
+}

@@ -58,36 +58,14 @@ func runTrain(ctx context.Context, args []string) error {
 	if !(fraction >= 0 && fraction <= 1) {
 		return fmt.Errorf("--fraction %v outside [0,1]: it is the share of generated images in every batch", fraction)
 	}
-	cfg, err := trainer.Preset(preset)
+	cfg, err := trainer.Configure(preset, trainer.Overrides{Depth: depth, Width: width, Batch: batch, Epochs: epochs,
+		LR: lr, Schedule: schedule, EpsTrain: *epsTrain, Seed: seed, CheckpointEvery: every})
 	if err != nil {
 		return err
-	}
-	for _, o := range []struct {
-		dst *int
-		v   int
-	}{{&cfg.Depth, depth}, {&cfg.Width, width}, {&cfg.Batch, batch}} {
-		if o.v > 0 {
-			*o.dst = o.v
-		}
-	}
-	if epochs > 0 {
-		cfg.Epochs = epochs
-	}
-	if lr > 0 {
-		cfg.LR = lr
-	}
-	if *epsTrain > 0 && cfg.Dist != nil {
-		cfg.Dist.EpsTrain = *epsTrain
-	}
-	if schedule != "" {
-		cfg.Schedule = schedule
 	}
 	if err := lotOpts.apply(&cfg); err != nil {
 		return err
 	}
-	cfg.Seed = seed
-	cfg.CheckpointEvery = every
-	cfg.ScaleWarmup()
 
 	s3 := shards.S3ConfigFromEnv()
 	if genURL == "" {
@@ -98,11 +76,9 @@ func runTrain(ctx context.Context, args []string) error {
 		return err
 	}
 	real := sources[0].Dataset
-	m := real.Manifest
-	if m.Height != m.Width {
-		return fmt.Errorf("--real: images of %dx%d: the models take square images", m.Height, m.Width)
+	if err := cfg.FitData(real.Manifest); err != nil {
+		return fmt.Errorf("--real %s: %w", real, err)
 	}
-	cfg.Classes, cfg.Channels, cfg.ImageSize = m.Classes, m.Channels, m.Height
 	eval := trainer.DatasetEvaluator{Real: real, N: evalN}
 	if testURL != "" {
 		if eval.Test, err = shards.Open(ctx, testURL, s3); err != nil {
@@ -114,26 +90,6 @@ func runTrain(ctx context.Context, args []string) error {
 	} else {
 		log.Printf("training on %s (real images only)", real)
 	}
-	var b *bar
-	defer func() {
-		if b != nil {
-			b.finish()
-		}
-	}()
-	_, err = trainer.Run(ctx, cfg, trainer.OpenSampler(sources), trainer.RunOptions{
-		Dir: out, Resume: resume, Eval: eval,
-		Progress: func(step, total int64, loss float64) {
-			if b == nil {
-				b = newBar(total, step-1)
-			}
-			b.step(step, loss)
-		},
-		Logf: func(format string, args ...any) {
-			if b != nil {
-				b.clear()
-			}
-			log.Printf(format, args...)
-		},
-	})
+	_, err = trainer.Run(ctx, cfg, trainer.OpenSampler(sources), runOptions(out, resume, eval))
 	return err
 }

@@ -65,9 +65,11 @@ func runBuild(ctx context.Context, args []string) error {
 	opts.Seed, opts.ShardBytes = seed, shardMiB<<20
 	opts.Tool = "shardtool " + version
 	if excludeFile != "" {
-		if opts.Exclude, err = pipeline.ReadExcludeIDs(excludeFile); err != nil {
+		ids, err := pipeline.ReadExcludeIDs(excludeFile)
+		if err != nil {
 			return err
 		}
+		opts.Exclude = ids
 	}
 
 	src, err := pipeline.OpenSource(format, strings.Split(in, ","), opts.Split, classes)
