@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"certmix/sweep"
 )
 
 // Table is the paper's layout (Tables 1-4): a row per architecture and
@@ -86,7 +88,7 @@ func NewTable(results []Result, generated []string) Table {
 		if !ok {
 			k = len(t.Rows)
 			rows[r.Row()] = k
-			t.Rows = append(t.Rows, Row{Key: r.Row(), Arch: r.Arch(), Family: r.Family(), Epochs: r.Epochs, Schedule: r.Schedule,
+			t.Rows = append(t.Rows, Row{Key: r.Row(), Arch: r.Arch(), Family: familyOf(r.Cell), Epochs: r.Epochs, Schedule: r.Schedule,
 				Seed: r.Seed, Aux: make([]*Result, len(t.Columns))})
 		}
 		row := &t.Rows[k]
@@ -125,4 +127,14 @@ func (r Row) Label() string {
 		s += fmt.Sprintf(" s%d", r.Seed)
 	}
 	return s
+}
+
+// familyOf is the cell's family as its sweep file names it, or, for a
+// sweep directory made before grids had family:, the preset up to its
+// first '-' (the report says so).
+func familyOf(c sweep.Cell) string {
+	if c.Family != "" {
+		return c.Family
+	}
+	return sweep.PresetFamily(c.Preset)
 }

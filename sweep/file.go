@@ -64,6 +64,13 @@ type Grid struct {
 	// report; it tells apart two grids of one preset with other Train.
 	Label  string       `yaml:"label"`
 	Preset List[string] `yaml:"preset"`
+	// Family names the architecture family of the grid's cells: the
+	// report fits one line of gain against generalization gap per family
+	// (the paper's Fig. 3: one per architecture, sizes pooled). Give
+	// presets that are different architectures (sortnet-hinge and
+	// linfdist, say) grids of their own. Without it the report falls back
+	// to the preset up to its first '-' and says so.
+	Family string `yaml:"family"`
 	// Fraction is the share of generated images in every batch; 0 is the
 	// base model without generated data, the same cell for every amount.
 	Fraction List[float64] `yaml:"fraction"`
@@ -270,6 +277,9 @@ func checkFlags(where string, flags Flags) error {
 func (g Grid) check(f *File) error {
 	if g.Label != "" && !word.MatchString(g.Label) {
 		return fmt.Errorf("label %q: use letters, digits, '.', '+' and '-'", g.Label)
+	}
+	if g.Family != "" && !word.MatchString(g.Family) {
+		return fmt.Errorf("family %q: use letters, digits, '.', '+' and '-'", g.Family)
 	}
 	if len(g.Preset) == 0 || len(g.Epochs) == 0 || len(g.Fraction) == 0 {
 		return errors.New("preset, fraction and epochs are required")

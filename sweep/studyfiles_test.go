@@ -31,3 +31,20 @@ func TestRepositorySweepFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestRepositorySweepFamilies: every grid of the shipped sweep files names
+// its family, so that no report falls back to parsing preset names.
+func TestRepositorySweepFamilies(t *testing.T) {
+	files, _ := filepath.Glob("../sweeps/*.yaml")
+	for _, path := range files {
+		f, _, err := ReadFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for i, g := range f.Grids {
+			if g.Family == "" {
+				t.Errorf("%s: grids[%d] names no family", path, i)
+			}
+		}
+	}
+}
