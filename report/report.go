@@ -16,12 +16,16 @@
 package report
 
 import (
+	"slices"
+
 	"certmix/sweep"
 )
 
 // Report is a sweep's results and what the report derives from them.
 type Report struct {
-	Dir      string
+	Dir string
+	// Fraction is the generated fraction the Fig. 3 lines are fitted on.
+	Fraction float64
 	Plan     *sweep.Plan
 	Results  []Result
 	Table    Table
@@ -31,18 +35,34 @@ type Report struct {
 }
 
 // Build reads the sweep directory dir and derives the tables, gains, fits
-// and best-versus-last points.
-func Build(dir string) (*Report, error) {
+// (at [DefaultFraction]) and best-versus-last points.
+func Build(dir string) (*Report, error) { return BuildAt(dir, DefaultFraction) }
+
+// BuildAt is [Build] with the Fig. 3 lines fitted on the cells of the
+// generated fraction.
+func BuildAt(dir string, fraction float64) (*Report, error) {
 	p, results, err := Load(dir)
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Dir: dir, Plan: p, Results: results}
+	r := &Report{Dir: dir, Fraction: fraction, Plan: p, Results: results}
 	r.Table = NewTable(results, p.Generated)
 	r.Gains = r.Table.Gains()
-	r.Fits = Fits(r.Gains, "")
+	r.Fits = Fits(r.Gains, fraction, "")
 	r.BestLast = BestVsLast(results)
 	return r, nil
+}
+
+// InferredFamilies lists the presets whose family the sweep file does not
+// name, so that the report took the preset up to its first '-'.
+func (r *Report) InferredFamilies() []string {
+	var out []string
+	for _, c := range r.Results {
+		if c.Family == "" && !slices.Contains(out, c.Preset) {
+			out = append(out, c.Preset)
+		}
+	}
+	return out
 }
 
 // Unfinished names the cells of the plan that are not done.
