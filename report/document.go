@@ -134,6 +134,12 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 	}
 	if len(r.Fits) > 0 {
 		fig3.Tables = append(fig3.Tables, r.FitsTable())
+	} else if fs := r.fractionsRun(); len(fs) > 0 && !slices.Contains(fs, r.Fraction) {
+		var names []string
+		for _, f := range fs {
+			names = append(names, strconv.FormatFloat(f, 'g', -1, 64))
+		}
+		fig3.Text = append(fig3.Text, "The sweep has no cell at f = "+fr+"; it ran "+strings.Join(names, ", ")+": pick one with certmix report --fraction.")
 	}
 	pairs := section{Title: "Paired gains in certified accuracy",
 		Text: []string{"Each setting with generated data against its base model, seed by seed: the mean of the per-seed differences with Student's t interval over the seed pairs (one pair: Newcombe's interval from the two Wilson intervals on the test set). \"n.s.\" and \"no significant difference\": the 95% interval covers 0."}}
@@ -171,6 +177,19 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 		fig5.Images = append(fig5.Images, file)
 	}
 	return append(secs, pairs, fig4, fig3, gaps, fig6, fig5), nil
+}
+
+// fractionsRun are the generated fractions of the plan's cells, above 0,
+// in increasing order.
+func (r *Report) fractionsRun() []float64 {
+	var out []float64
+	for _, c := range r.Table.Columns {
+		if !slices.Contains(out, c.Fraction) {
+			out = append(out, c.Fraction)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // radiusRuns are, for the row's first seed finished both without and in
