@@ -227,8 +227,11 @@ type Report struct {
 type ReportOptions struct {
 	// Eps is the certification radius (36/255 for the paper's ℓ2 models).
 	Eps float64
-	// Radii lists extra radii for the certified accuracy; nil means
-	// {0, ε/2, ε, 2ε, 3ε, 4ε}.
+	// Norm is the norm of the radii ("l2" or "linf"); it chooses the
+	// default radii.
+	Norm string
+	// Radii lists the radii for the certified accuracy; nil means
+	// [ReportRadii](Norm, Eps).
 	Radii []float64
 	// CurveRadii are the thresholds of the Fig. 5 curve; nil means 201 points
 	// from 0 to the largest finite radius (at least 2ε).
@@ -258,8 +261,7 @@ func Summarize(results []Result, opts ReportOptions) (*Report, error) {
 	}
 	radii := opts.Radii
 	if radii == nil {
-		e := opts.Eps
-		radii = []float64{0, e / 2, e, 2 * e, 3 * e, 4 * e}
+		radii = ReportRadii(opts.Norm, opts.Eps)
 	}
 	curve := opts.CurveRadii
 	if curve == nil {

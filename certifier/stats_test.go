@@ -87,8 +87,12 @@ func TestSummarize(t *testing.T) {
 	if rep.N != 8 || rep.Correct != 5 || rep.CleanAccuracy != 5.0/8 || rep.CertifiedAccuracy != 2.0/8 || rep.InfiniteRadii != 1 {
 		t.Errorf("report %+v", rep)
 	}
-	wantRadii := []float64{0, 0.25, 0.5, 1, 1.5, 2}
-	wantCounts := []int{5, 4, 2, 1, 1, 1}
+	// Default radii: ReportRadii for l2, ε/2 to 3ε.
+	wantRadii := []float64{0.25, 0.5, 1, 1.5}
+	wantCounts := []int{4, 2, 1, 1}
+	if len(rep.AtRadii) != len(wantRadii) {
+		t.Fatalf("at radii %+v, want radii %v", rep.AtRadii, wantRadii)
+	}
 	for i, a := range rep.AtRadii {
 		if a.Radius != wantRadii[i] || a.Count != wantCounts[i] {
 			t.Errorf("at radii %+v, want radii %v counts %v", rep.AtRadii, wantRadii, wantCounts)

@@ -86,7 +86,7 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 	}
 	head := section{Title: "Sweep " + name}
 	head.Text = append(head.Text, fmt.Sprintf("%d cells, %d finished. Accuracies in %%, certified at ε = %s; differences in points; the generalization gap is clean accuracy on the real training images minus clean test accuracy.",
-		len(r.Results), len(r.Results)-len(r.Unfinished()), radiusName(eps)))
+		len(r.Results), len(r.Results)-len(r.Unfinished()), certifier.RadiusLabel(eps)))
 	if u := r.Unfinished(); len(u) > 0 {
 		head.Text = append(head.Text, "Not finished (shown as –): "+strings.Join(u, ", ")+".")
 	}

@@ -2,8 +2,6 @@ package report
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +9,7 @@ import (
 	"path/filepath"
 
 	"certmix/certifier"
+	"certmix/rundir"
 	"certmix/sweep"
 )
 
@@ -36,27 +35,11 @@ type Result struct {
 	TrainClean, GeneralizationGap float64
 	// History holds the per-epoch evaluations of the training run
 	// (metrics.jsonl): certified accuracy on its evaluation images.
-	History []Epoch
-}
-
-// Epoch is one line of a training run's metrics.jsonl.
-type Epoch struct {
-	Epoch int64 `json:"epoch"`
-	// TestCertified is the certified accuracy on the run's evaluation
-	// images of the test set (a fraction; certmix train --eval).
-	TestCertified *float64 `json:"test_certified"`
+	History []rundir.Epoch
 }
 
 // Dir is the cell's directory.
 func (r Result) dir(sweepDir string) string { return sweep.CellDir(sweepDir, r.Name) }
-
-// summary is the part of certify's summary.json the report reads.
-type summary struct {
-	Eps               []float64 `json:"eps"`
-	Certified         []float64 `json:"certified"`
-	TrainClean        float64   `json:"train_clean"`
-	GeneralizationGap float64   `json:"generalization_gap"`
-}
 
 // Load reads the results of every cell of the sweep directory dir's plan.
 // A cell that is not done is returned with Done false; a done cell whose
@@ -81,7 +64,7 @@ func Load(dir string) (*sweep.Plan, []Result, error) {
 }
 
 func (r *Result) load(cd string) error {
-	f, err := os.Open(filepath.Join(cd, "certify", "report.json"))
+	f, err := os.Open(filepath.Join(cd, "certify", rundir.ReportFile))
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
 	}
@@ -91,18 +74,11 @@ func (r *Result) load(cd string) error {
 		return fmt.Errorf("certify/report.json: %w", err)
 	}
 	r.Clean, r.Certified, r.Eps, r.Images = 100*rep.CleanAccuracy, 100*rep.CertifiedAccuracy, rep.Eps, rep.N
-	data, err := os.ReadFile(filepath.Join(cd, "certify", "summary.json"))
+	s, err := rundir.ReadSummary(filepath.Join(cd, "certify"))
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
 	}
-	var s summary
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("certify/summary.json: %w", err)
-	}
-	if len(s.Eps) != len(s.Certified) {
-		return fmt.Errorf("certify/summary.json: %d radii and %d certified accuracies", len(s.Eps), len(s.Certified))
-	}
-	r.Radii = s.Eps
+	r.Radii = s.Radii
 	for _, c := range s.Certified {
 		r.CertifiedAt = append(r.CertifiedAt, 100*c)
 	}
@@ -112,47 +88,14 @@ func (r *Result) load(cd string) error {
 			return errors.New("certify's results hold a NaN or an infinity")
 		}
 	}
-	r.History, err = readMetrics(filepath.Join(cd, "train", "metrics.jsonl"))
+	r.History, err = rundir.ReadMetrics(filepath.Join(cd, "train"))
 	return err
-}
-
-// readMetrics reads metrics.jsonl. An epoch written twice (a run resumed
-// from before the epoch's end) keeps its last line; a file that is missing
-// gives no epochs.
-func readMetrics(path string) ([]Epoch, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read metrics: %w", err)
-	}
-	var out []Epoch
-	at := map[int64]int{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var e Epoch
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		if i, ok := at[e.Epoch]; ok {
-			out[i] = e
-			continue
-		}
-		at[e.Epoch] = len(out)
-		out = append(out, e)
-	}
-	return out, sc.Err()
 }
 
 // radii reads the cell's per-image results (certify's radii.csv) for the
 // radius CDF.
 func (r Result) radii(sweepDir string) ([]certifier.Result, error) {
-	f, err := os.Open(filepath.Join(r.dir(sweepDir), "certify", "radii.csv"))
+	f, err := os.Open(filepath.Join(r.dir(sweepDir), "certify", rundir.RadiiFile))
 	if err != nil {
 		return nil, fmt.Errorf("cell %s: %w", r.Name, err)
 	}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"certmix/certifier"
 	"fmt"
 	"math"
 	"strconv"
@@ -34,14 +35,6 @@ func pct(v float64) string { return fmt.Sprintf("%.2f", v) }
 func signed(v float64) string { return fmt.Sprintf("%+.2f", v) }
 
 const missing = "–"
-
-// radiusName writes a radius as k/255 when it is one.
-func radiusName(r float64) string {
-	if k := r * 255; math.Abs(k-math.Round(k)) < 1e-6 {
-		return fmt.Sprintf("%.0f/255", k)
-	}
-	return strconv.FormatFloat(r, 'g', 4, 64)
-}
 
 // interval formats an estimate with its interval, "63.44 [62.49, 64.38]";
 // without an interval just the estimate, without an estimate "–".
@@ -151,7 +144,7 @@ func (r *Report) CellsTable() TextTable {
 	}
 	h := []string{"cell", "clean"}
 	for _, e := range radii {
-		h = append(h, "cert. "+radiusName(e))
+		h = append(h, "cert. "+certifier.RadiusLabel(e))
 	}
 	h = append(h, "train clean", "gen. gap", "best epoch", "best − last")
 	tt := TextTable{Header: h}

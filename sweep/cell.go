@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"certmix/rundir"
 	"context"
 	"errors"
 	"fmt"
@@ -115,7 +116,7 @@ func RunCell(ctx context.Context, dir string, c Cell, r Runner) (out Outcome, er
 	}
 	train := append([]string{"train"}, c.Train...)
 	train = append(train, "--out", filepath.Join(cd, "train"))
-	if _, err := os.Stat(filepath.Join(cd, "train", "last.safetensors")); err == nil {
+	if _, err := os.Stat(filepath.Join(cd, "train", rundir.LastCheckpoint)); err == nil {
 		train = append(train, "--resume")
 	}
 	if err := step(ctx, r, train, log); err != nil {
@@ -127,7 +128,7 @@ func RunCell(ctx context.Context, dir string, c Cell, r Runner) (out Outcome, er
 	if err := step(ctx, r, certify, log); err != nil {
 		return Ran, err
 	}
-	if _, err := os.Stat(filepath.Join(cd, "certify", "summary.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(cd, "certify", rundir.SummaryFile)); err != nil {
 		return Ran, fmt.Errorf("certify wrote no summary: %w", err)
 	}
 	if err := writeJSONMarker(cd, doneMarker, finished{Finished: time.Now().UTC(), Seconds: time.Since(start).Seconds(), Host: host}); err != nil {

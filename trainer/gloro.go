@@ -20,6 +20,8 @@ type Gloro struct {
 	cfg  Config
 	dLog []float32
 	dHat []float32
+	// gradSave holds the parameters' gradients across InputGradient.
+	gradSave [][]float32
 }
 
 func newGloro(cfg Config) (*Gloro, error) {
@@ -37,17 +39,40 @@ func (g *Gloro) Classes() int        { return g.Net.Classes }
 func (g *Gloro) InputSize() int      { return g.Net.InputSize() }
 func (g *Gloro) Params() []*nn.Param { return g.Net.Params() }
 func (g *Gloro) Logits(dst, x []float32, n int) error {
+	if err := checkLogits(g, dst, x, n); err != nil {
+		return err
+	}
 	return g.Net.Logits(dst, x, n)
 }
+
+// InputGradient runs LiResNet's backward pass, which accumulates into the
+// parameters' gradients too; they are saved before and restored after, as
+// the Model contract asks.
 func (g *Gloro) InputGradient(dx, x, dlogits []float32, n int) error {
-	return g.Net.InputGradient(dx, x, dlogits, n)
+	if err := checkInputGradient(g, dx, x, dlogits, n); err != nil {
+		return err
+	}
+	params := g.Net.Params()
+	if len(g.gradSave) == 0 {
+		for _, p := range params {
+			g.gradSave = append(g.gradSave, make([]float32, len(p.G)))
+		}
+	}
+	for i, p := range params {
+		copy(g.gradSave[i], p.G)
+	}
+	err := g.Net.InputGradient(dx, x, dlogits, n)
+	for i, p := range params {
+		copy(p.G, g.gradSave[i])
+	}
+	return err
 }
 
 // Buffers are the power-iteration vectors: stem, blocks, neck conv, neck linear.
-func (g *Gloro) Buffers() []Buffer {
-	var bs []Buffer
+func (g *Gloro) Buffers() []nn.Buffer {
+	var bs []nn.Buffer
 	for i, pi := range g.Net.PowerIterations() {
-		bs = append(bs, Buffer{Name: fmt.Sprintf("power/%d", i), Data: pi.V})
+		bs = append(bs, nn.Buffer{Name: fmt.Sprintf("power/%d", i), Data: pi.V})
 	}
 	return bs
 }
@@ -56,8 +81,11 @@ func (g *Gloro) Buffers() []Buffer {
 // loss at the ramped training eps, backward through the network and
 // through the iterations.
 func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
+	if err := checkLoss(g, x, labels, n, g.cfg.Batch); err != nil {
+		return LossReport{}, err
+	}
 	m, c := g.Net, g.cfg
-	eps := EpsRamp(c.Eps, at.Epoch(), at.Epochs())
+	eps := epsRamp(c.Eps, at.Epoch(), at.Epochs())
 	k := m.SubLipschitz(c.PowerIters, true)
 	logits := m.Forward(x, n)
 	clear(g.dHat)
@@ -75,6 +103,9 @@ func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport,
 // restored afterwards, so that evaluating between epochs does not change
 // the run.
 func (g *Gloro) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+	if err := checkCertify(g, x, labels); err != nil {
+		return Certificate{}, err
+	}
 	const iters = 500
 	m := g.Net
 	var saved [][]float32
@@ -102,4 +133,11 @@ func (g *Gloro) Certify(x []float32, labels []int, _ float64) (Certificate, erro
 	}
 	res, err := certifier.Certify(logits, labels, k, m.HeadRows(), m.Classes)
 	return Certificate{Results: res, Norm: "l2", K: k}, err
+}
+
+// epsRamp is GloroNet's training epsilon at epoch e of E: linear from 0.1
+// to 1.5 times eps over the first half, then 1.5 eps (the LiResNet code's
+// eps schedule).
+func epsRamp(eps float64, e, E int64) float64 {
+	return eps * (0.1 + 1.4*min(2*float64(e)/float64(max(E, 1)), 1))
 }

@@ -119,11 +119,11 @@ func (m *LinfModel) InputSize() int      { return m.Net.InputSize() }
 func (m *LinfModel) Params() []*nn.Param { return m.Net.Params() }
 
 // Buffers are the mean shifts' running means.
-func (m *LinfModel) Buffers() []Buffer {
+func (m *LinfModel) Buffers() []nn.Buffer {
 	names, data := m.Net.RunningMeans()
-	bs := make([]Buffer, len(names))
+	bs := make([]nn.Buffer, len(names))
 	for i := range names {
-		bs[i] = Buffer{Name: names[i], Data: data[i]}
+		bs[i] = nn.Buffer{Name: names[i], Data: data[i]}
 	}
 	return bs
 }
@@ -134,20 +134,20 @@ func (m *LinfModel) chunks(n int, f func(lo, rows int)) { models.Chunks(n, m.cfg
 // Logits computes the evaluation-mode logits (unscaled: the scalar enters
 // only the loss).
 func (m *LinfModel) Logits(dst, x []float32, n int) error {
-	d, C := m.InputSize(), m.cfg.Classes
-	if len(dst) < n*C || len(x) < n*d {
-		return fmt.Errorf("logits: %d outputs and %d inputs for %d images: %w", len(dst), len(x), n, certifier.ErrShape)
+	if err := checkLogits(m, dst, x, n); err != nil {
+		return err
 	}
+	d, C := m.InputSize(), m.cfg.Classes
 	m.chunks(n, func(lo, rows int) { copy(dst[lo*C:], m.Net.Eval(x[lo*d:], rows)) })
 	return nil
 }
 
 // InputGradient is the evaluation-mode input gradient, for attacks.
 func (m *LinfModel) InputGradient(dx, x, dlogits []float32, n int) error {
-	d, C := m.InputSize(), m.cfg.Classes
-	if len(dx) < n*d || len(x) < n*d || len(dlogits) < n*C {
-		return fmt.Errorf("input gradient: sizes for %d images: %w", n, certifier.ErrShape)
+	if err := checkInputGradient(m, dx, x, dlogits, n); err != nil {
+		return err
 	}
+	d, C := m.InputSize(), m.cfg.Classes
 	m.chunks(n, func(lo, rows int) { m.Net.InputGradient(dx[lo*d:], x[lo*d:], dlogits[lo*C:], rows) })
 	return nil
 }
@@ -156,6 +156,9 @@ func (m *LinfModel) InputGradient(dx, x, dlogits []float32, n int) error {
 // input subsets drawn from the step's own seed, the forward in training
 // mode, the loss at the normalised training radius, the backward.
 func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
+	if err := checkLoss(m, x, labels, n, m.cfg.Batch); err != nil {
+		return LossReport{}, err
+	}
 	d, C := m.d, m.cfg.Classes
 	p, r := PSchedule(at, d.PStart, d.PEnd, d.PRampStart, d.PRampEnd)
 	rng := at.Rand()
@@ -206,10 +209,10 @@ func (m *LinfModel) roundingAllowance(a float32) float64 {
 // (IBP = eps when every other logit's upper bound is below the prediction's
 // lower bound).
 func (m *LinfModel) Certify(x []float32, labels []int, eps float64) (Certificate, error) {
-	n, d, C := len(labels), m.InputSize(), m.cfg.Classes
-	if len(x) != n*d {
-		return Certificate{}, fmt.Errorf("certify: %d values for %d images: %w", len(x), n, certifier.ErrShape)
+	if err := checkCertify(m, x, labels); err != nil {
+		return Certificate{}, err
 	}
+	n, d, C := len(labels), m.InputSize(), m.cfg.Classes
 	if eps < 0 || math.IsNaN(eps) {
 		return Certificate{}, fmt.Errorf("certify: eps %v", eps)
 	}
@@ -276,11 +279,4 @@ func (m *SortNetModel) Recalibrate(x []float32, n int) error {
 	}
 	m.Net.Recalibrate(x, n)
 	return nil
-}
-
-// Recalibrator is a model whose evaluation needs a pass over training
-// images first (SortNet's running means, spec 3.5). certmix train's
-// per-epoch evaluation and certmix certify call it when the model has it.
-type Recalibrator interface {
-	Recalibrate(x []float32, n int) error
 }

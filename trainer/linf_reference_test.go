@@ -69,7 +69,7 @@ func TestLinfDistReproducesTheAuthors(t *testing.T) {
 		dg := make([]float32, n*C)
 		loss := LinfHinge(g, labels, C, eps, 0.25, dg)
 		relClose(t, "train_p8_hinge_loss", []float64{loss}, ref["train_p8_hinge_loss"].Data, 1e-5)
-		ZeroGrad(net.Params())
+		nn.ZeroGrads(net.Params())
 		net.Backward(dg, n)
 		for _, p := range net.Params() {
 			want := ref["grad_p8/"+p.Name].Data

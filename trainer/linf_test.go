@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"certmix/certifier"
+	"certmix/trainer/nn"
 )
 
 // TestLinfLossGrad: the hinge and mixture losses' gradients (logits and
@@ -143,7 +144,7 @@ func trainTiny(t *testing.T, arch string, total int64) *Trainer {
 	rng := rand.New(rand.NewPCG(3, 3))
 	for range total {
 		img, lab := blobs(rng, 64)
-		if _, err := tr.TrainStep(Batch{Images: img, Labels: lab, Height: 32, Width: 32, Chan: 1}); err != nil {
+		if _, err := tr.TrainStep(Batch{Images: img, Labels: lab, Height: 32, Width: 32, Channels: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,7 +305,7 @@ func TestLinfStepsDeterministic(t *testing.T) {
 			}
 		}
 	}
-	ZeroGrad(b.Model.Params())
+	nn.ZeroGrads(b.Model.Params())
 	at.Step = 4
 	rc, _ := b.Model.Loss(x, labels, 64, at)
 	if rc.Loss == ra.Loss {
@@ -331,7 +332,7 @@ func BenchmarkLinfTrainStep(b *testing.B) {
 			}
 			tr.Step = phase.step - 1
 			img, lab := blobs(rand.New(rand.NewPCG(1, 1)), 512)
-			batch := Batch{Images: img, Labels: lab, Height: 32, Width: 32, Chan: 1}
+			batch := Batch{Images: img, Labels: lab, Height: 32, Width: 32, Channels: 1}
 			for b.Loop() {
 				tr.Step = phase.step - 1
 				if _, err := tr.TrainStep(batch); err != nil {

@@ -8,6 +8,7 @@ import (
 	"certmix/certifier"
 	"certmix/trainer/models"
 	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // ArchLOT is LOT's LipConvnet under l2 (spec 4).
@@ -37,7 +38,7 @@ func DefaultLOTConfig() LOTConfig { return LOTConfig{Residual: true, Iters: 10, 
 func lotPreset(depth int) Config {
 	lc := DefaultLOTConfig()
 	return Config{Arch: ArchLOT, Depth: depth, Width: 32, Classes: 10, Channels: 3, Batch: 256, Epochs: 200,
-		LR: 0.1, Eps: 36.0 / 255, Optimizer: OptimizerConfig{Name: "sgd", Momentum: 0.9},
+		LR: 0.1, Eps: 36.0 / 255, Optimizer: optim.Config{Name: "sgd", Momentum: 0.9},
 		Schedule: "cosine", Augment: AugmentConfig{Pad: 4}, LOT: &lc}
 }
 
@@ -93,22 +94,33 @@ func (l *LOT) InputSize() int { return l.Net.InputSize() }
 func (l *LOT) Params() []*nn.Param { return l.Net.Params() }
 
 // Logits computes the network in evaluation mode (orthogonal kernels cached).
-func (l *LOT) Logits(dst, x []float32, n int) error { return l.Net.Logits(dst, x, n) }
+func (l *LOT) Logits(dst, x []float32, n int) error {
+	if err := checkLogits(l, dst, x, n); err != nil {
+		return err
+	}
+	return l.Net.Logits(dst, x, n)
+}
 
 // InputGradient is the evaluation-mode input gradient, for attacks.
 func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
+	if err := checkInputGradient(l, dx, x, dlogits, n); err != nil {
+		return err
+	}
 	return l.Net.InputGradient(dx, x, dlogits, n)
 }
 
 // Buffers is empty: a LOT network's state is its weights (the orthogonal
 // kernels are recomputed from them).
-func (l *LOT) Buffers() []Buffer { return nil }
+func (l *LOT) Buffers() []nn.Buffer { return nil }
 
 // Loss is one LOT step (spec 4.6): the forward pass in training mode (every
 // layer orthogonalised afresh), cross-entropy minus γ times the mean
 // certificate at the label with L = 1/std, and the backward pass through the
 // Newton–Schulz iterations.
 func (l *LOT) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, error) {
+	if err := checkLoss(l, x, labels, n, l.cfg.Batch); err != nil {
+		return LossReport{}, err
+	}
 	c := l.cfg.Classes
 	logits := l.Net.Forward(x, n, true)
 	var hat []float32
@@ -128,6 +140,9 @@ func (l *LOT) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, er
 // ŵ_j‖) with LLN (K is the backbone's). Evaluation mode; the training state is
 // untouched.
 func (l *LOT) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+	if err := checkCertify(l, x, labels); err != nil {
+		return Certificate{}, err
+	}
 	n, c := len(labels), l.Net.Classes
 	logits := make([]float32, n*c)
 	if err := l.Net.Logits(logits, x, n); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"certmix/certifier"
 	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // tinyLOT is a CPU-sized LipConvnet on the toy batches: LipConvnet-5
@@ -90,7 +91,7 @@ func TestSGD(t *testing.T) {
 	a, b := nn.NewParam("a", 1), nn.NewParam("b", 1)
 	a.W[0], b.W[0] = 1, 1
 	b.NoDecay = true
-	o, err := NewOptimizer(OptimizerConfig{Name: "sgd", Momentum: 0.9}, []*nn.Param{a, b}, 0.1)
+	o, err := optim.New(optim.Config{Name: "sgd", Momentum: 0.9}, []*nn.Param{a, b}, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func BenchmarkLOTTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Chan: 3}
+	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Channels: 3}
 	for i := range batch.Images {
 		batch.Images[i] = byte(rng.IntN(256))
 	}

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"certmix/trainer/optim"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ var presets = map[string]func() Config{
 func gloroPreset(depth, width int) Config {
 	return Config{Arch: ArchGloro, Depth: depth, Width: width, Classes: 10, Channels: 3, Batch: 256, Epochs: 800,
 		LR: 1e-3, WeightDecay: 1e-4, Clip: 3, WarmupEpochs: 20, Eps: 36.0 / 255, PowerIters: 10,
-		Optimizer: OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+		Optimizer: optim.Config{Name: "adamw", Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		Schedule:  "warmup-cosine", Augment: AugmentConfig{Pad: 4}}
 }
 
@@ -66,7 +67,7 @@ func Presets() []string {
 // weight decay, crops of edge-padded images (3), eps 8/255.
 func linfDistPreset(epochs int64) Config {
 	return Config{Arch: ArchLinfDist, Depth: 6, Width: 5120, Classes: 10, Channels: 3, Batch: 512, Epochs: epochs,
-		LR: 0.02, Eps: 8.0 / 255, Optimizer: OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.99, Eps: 1e-10},
+		LR: 0.02, Eps: 8.0 / 255, Optimizer: optim.Config{Name: "adamw", Beta1: 0.9, Beta2: 0.99, Eps: 1e-10},
 		Schedule: "cosine", Augment: AugmentConfig{Pad: 3, Edge: true},
 		Dist: &DistConfig{Loss: "hinge", HingeMix: 0.25, EpsTrain: 0.1569, PStart: 8, PEnd: 1000,
 			PRampStart: 100.0 / 800, PRampEnd: 750.0 / 800, Identity: 10}}
@@ -80,7 +81,7 @@ func linfDistPreset(epochs int64) Config {
 // cosine and weight decay 0.02 on the scalar only, eps 8/255.
 func sortNetPreset(epochs int64, q float64) Config {
 	return Config{Arch: ArchSortNet, Depth: 6, Width: 5120, Classes: 10, Channels: 3, Batch: 512, Epochs: epochs,
-		LR: 0.02, WeightDecay: 0.02, Eps: 8.0 / 255, Optimizer: OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.99, Eps: 1e-10},
+		LR: 0.02, WeightDecay: 0.02, Eps: 8.0 / 255, Optimizer: optim.Config{Name: "adamw", Beta1: 0.9, Beta2: 0.99, Eps: 1e-10},
 		Schedule: "cosine", Augment: AugmentConfig{Pad: 3, Edge: true},
 		Dist: &DistConfig{Loss: "mixture", Lambda0: 0.2, LambdaEnd: 0.002, EpsTrain: 0.09411, PStart: 8, PEnd: 1000,
 			PRampStart: 200.0 / 3000, PRampEnd: 2950.0 / 3000, Scalar: true, KeepProb: q, TopK: 10, Group: 32}}
@@ -114,4 +115,11 @@ func sortNetHingePreset() Config {
 	d := c.Dist
 	d.Loss, d.HingeMix, d.EpsTrain, d.Lambda0, d.LambdaEnd = "hinge", 0.25, 0.1569, 0, 0
 	return c
+}
+
+// ScaleWarmup shortens the learning-rate warm-up of a run shorter than the
+// paper's: 20 of 800 epochs there, so at most a 40th of the epochs (and at
+// least one) here.
+func (c *Config) ScaleWarmup() {
+	c.WarmupEpochs = min(c.WarmupEpochs, max(c.Epochs/40, 1))
 }

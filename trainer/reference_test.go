@@ -8,6 +8,7 @@ import (
 
 	"certmix/internal/npy"
 	"certmix/trainer/models"
+	"certmix/trainer/nn"
 )
 
 // TestLiResNetReproducesTheAuthors loads the authors' LiResNet L2W16 (weights,
@@ -67,7 +68,7 @@ func TestLiResNetReproducesTheAuthors(t *testing.T) {
 	loss, dK := EMMA(logits, labels, hat, 10, models.Features, k, eps, dLogits, dHat)
 	relClose(t, "emma_loss", []float64{loss}, ref["emma_loss"].Data, 1e-4)
 
-	ZeroGrad(m.Params())
+	nn.ZeroGrads(m.Params())
 	m.Backward(dLogits, dHat, n)
 	m.BackwardLipschitz(dK, k)
 	for _, p := range m.Params() {

@@ -13,21 +13,27 @@ import (
 	"time"
 
 	"certmix/shards"
+	"certmix/trainer/checkpoint"
+	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // Batch is a batch of training images as the trainer consumes it.
 type Batch struct {
-	Step, Epoch         int64
-	Images              []byte // uint8 NHWC
-	Labels              []int16
-	Height, Width, Chan int
+	Step, Epoch             int64
+	Images                  []byte // uint8 NHWC
+	Labels                  []int16
+	Height, Width, Channels int
 }
 
-// Batches is the stream of training batches (the sampler satisfies it
-// through a small adapter); State is what a checkpoint stores to resume it.
+// Batches is the stream of training batches that [Run] consumes
+// ([SamplerBatches] adapts the sampler to it). State is what a checkpoint
+// stores to resume the stream where it stood; StepsPerEpoch is the
+// number of steps of one epoch of the real data.
 type Batches interface {
 	Next(ctx context.Context) (Batch, error)
 	State() json.RawMessage
+	StepsPerEpoch() int64
 }
 
 // Config is a training run: the architecture and its size, the data's
@@ -45,8 +51,8 @@ type Config struct {
 	Eps                             float64 // the certification radius in pixel units
 	PowerIters                      int     // GloroNet: power iterations per step (10)
 	Seed                            uint64
-	CheckpointEvery                 int64 // steps between checkpoints (0: only at the end)
-	Optimizer                       OptimizerConfig
+	CheckpointEvery                 int64 // steps between checkpoints besides every epoch's end (0: only at epochs' ends)
+	Optimizer                       optim.Config
 	Schedule                        string // the learning rate per step: "warmup-cosine", "cosine" or "multistep"
 	Augment                         AugmentConfig
 	Dist                            *DistConfig `json:"dist,omitempty"` // l_inf-dist Net and SortNet
@@ -64,7 +70,7 @@ type AugmentConfig struct {
 type Trainer struct {
 	Cfg   Config
 	Model Model
-	Opt   Optimizer
+	Opt   optim.Optimizer
 	Step  int64   // steps taken
 	Best  float64 // best certified test accuracy so far (-1: none yet), kept across resumes
 	x     []float32
@@ -77,7 +83,7 @@ func New(cfg Config) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := NewOptimizer(cfg.Optimizer, m.Params(), cfg.WeightDecay)
+	opt, err := optim.New(cfg.Optimizer, m.Params(), cfg.WeightDecay)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +106,7 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	if n > c.Batch || n == 0 {
 		return StepResult{}, fmt.Errorf("batch of %d images, the model was sized for at most %d", n, c.Batch)
 	}
-	if err := ToInput(t.x, b.Images, n, b.Height, b.Width, b.Chan, c.Channels); err != nil {
+	if err := ToInput(t.x, b.Images, n, b.Height, b.Width, b.Channels, c.Channels); err != nil {
 		return StepResult{}, err
 	}
 	for i, l := range b.Labels {
@@ -108,18 +114,18 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	}
 	step := t.Step + 1
 	total := c.Epochs * c.StepsPerEpoch
-	r := StepResult{LR: LearningRate(c, step)}
+	r := StepResult{LR: learningRate(c, step)}
 	params := t.Model.Params()
-	ZeroGrad(params)
+	nn.ZeroGrads(params)
 	rep, err := t.Model.Loss(t.x, t.label[:n], n, Progress{Step: step, Total: total, StepsPerEpoch: c.StepsPerEpoch, Seed: c.Seed})
 	if err != nil {
 		return r, fmt.Errorf("step %d: %w", step, err)
 	}
 	r.Loss, r.Values = rep.Loss, rep.Values
 	if c.Clip > 0 {
-		r.GradNorm = ClipGradNorm(params, c.Clip)
+		r.GradNorm = optim.ClipGradNorm(params, c.Clip)
 	} else {
-		r.GradNorm = GradNorm(params)
+		r.GradNorm = optim.GradNorm(params)
 	}
 	if bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }; bad(r.Loss) || bad(r.GradNorm) {
 		return r, fmt.Errorf("step %d: loss %v, gradient norm %v: not applied", step, r.Loss, r.GradNorm)
@@ -155,15 +161,15 @@ func ToInput(dst []float32, images []byte, n, h, w, c, channels int) error {
 // Save writes a checkpoint: the weights, the optimiser's state, the
 // model's buffers, the step, the configuration and the batches' state.
 func (t *Trainer) Save(ctx context.Context, store shards.Store, name string, data json.RawMessage) error {
-	ck := &Checkpoint{Tensors: map[string]Tensor{}, Meta: map[string]string{}}
+	ck := &checkpoint.File{Tensors: map[string]checkpoint.Tensor{}, Meta: map[string]string{}}
 	for _, p := range t.Model.Params() {
-		ck.Tensors["model/"+p.Name] = Tensor{Shape: p.Shape, Data: p.W}
+		ck.Tensors["model/"+p.Name] = checkpoint.Tensor{Shape: p.Shape, Data: p.W}
 	}
 	for _, b := range t.Opt.Buffers() {
-		ck.Tensors["optim/"+b.Name] = Tensor{Shape: []int{len(b.Data)}, Data: b.Data}
+		ck.Tensors["optim/"+b.Name] = checkpoint.Tensor{Shape: []int{len(b.Data)}, Data: b.Data}
 	}
 	for _, b := range t.Model.Buffers() {
-		ck.Tensors["buffer/"+b.Name] = Tensor{Shape: []int{len(b.Data)}, Data: b.Data}
+		ck.Tensors["buffer/"+b.Name] = checkpoint.Tensor{Shape: []int{len(b.Data)}, Data: b.Data}
 	}
 	cfg, _ := json.Marshal(t.Cfg)
 	ck.Meta["config"] = string(cfg)
@@ -171,14 +177,14 @@ func (t *Trainer) Save(ctx context.Context, store shards.Store, name string, dat
 	ck.Meta["best_certified"] = strconv.FormatFloat(t.Best, 'g', -1, 64)
 	ck.Meta["sampler"] = string(data)
 	ck.Meta["saved"] = time.Now().UTC().Format(time.RFC3339)
-	return WriteCheckpoint(ctx, store, name, ck)
+	return checkpoint.Write(ctx, store, name, ck)
 }
 
 // Load restores a trainer from a checkpoint and returns the batches' state.
-func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
+func Load(ck *checkpoint.File) (*Trainer, json.RawMessage, error) {
 	var cfg Config
 	if err := json.Unmarshal([]byte(ck.Meta["config"]), &cfg); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint config: %v: %w", err, ErrCheckpoint)
+		return nil, nil, fmt.Errorf("checkpoint config: %v: %w", err, checkpoint.ErrDamaged)
 	}
 	t, err := New(cfg)
 	if err != nil {
@@ -187,7 +193,7 @@ func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
 	set := func(name string, dst []float32) error {
 		tn, ok := ck.Tensors[name]
 		if !ok || len(tn.Data) != len(dst) {
-			return fmt.Errorf("tensor %s missing or of another size: %w", name, ErrCheckpoint)
+			return fmt.Errorf("tensor %s missing or of another size: %w", name, checkpoint.ErrDamaged)
 		}
 		copy(dst, tn.Data)
 		return nil
@@ -208,12 +214,18 @@ func Load(ck *Checkpoint) (*Trainer, json.RawMessage, error) {
 		}
 	}
 	if t.Step, err = strconv.ParseInt(ck.Meta["step"], 10, 64); err != nil || t.Step < 0 {
-		return nil, nil, fmt.Errorf("checkpoint step %q: %w", ck.Meta["step"], ErrCheckpoint)
+		return nil, nil, fmt.Errorf("checkpoint step %q: %w", ck.Meta["step"], checkpoint.ErrDamaged)
 	}
 	if b, ok := ck.Meta["best_certified"]; ok {
 		if t.Best, err = strconv.ParseFloat(b, 64); err != nil {
-			return nil, nil, fmt.Errorf("checkpoint best_certified %q: %w", b, ErrCheckpoint)
+			return nil, nil, fmt.Errorf("checkpoint best_certified %q: %w", b, checkpoint.ErrDamaged)
 		}
 	}
 	return t, json.RawMessage(ck.Meta["sampler"]), nil
+}
+
+// learningRate is the learning rate of step i (counted from 1) of a run of
+// c under c.Schedule.
+func learningRate(c Config, i int64) float64 {
+	return optim.LearningRate(c.Schedule, c.LR, i, c.WarmupEpochs*c.StepsPerEpoch, c.Epochs*c.StepsPerEpoch)
 }

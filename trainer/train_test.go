@@ -9,7 +9,9 @@ import (
 
 	"certmix/certifier"
 	"certmix/shards"
+	"certmix/trainer/checkpoint"
 	"certmix/trainer/nn"
+	"certmix/trainer/optim"
 )
 
 // toyBatches makes batch s from the step alone: two classes, images whose
@@ -21,7 +23,7 @@ type toyBatches struct {
 
 func toyBatch(step int64, n int, seed uint64) Batch {
 	rng := rand.New(rand.NewPCG(seed, uint64(step)))
-	b := Batch{Step: step, Images: make([]byte, n*32*32), Labels: make([]int16, n), Height: 32, Width: 32, Chan: 1}
+	b := Batch{Step: step, Images: make([]byte, n*32*32), Labels: make([]int16, n), Height: 32, Width: 32, Channels: 1}
 	for i := range n {
 		c := rng.IntN(2)
 		b.Labels[i] = int16(c)
@@ -43,6 +45,8 @@ func (t *toyBatches) State() json.RawMessage {
 	d, _ := json.Marshal(t.step)
 	return d
 }
+
+func (t *toyBatches) StepsPerEpoch() int64 { return 10 }
 
 func tinyConfig() Config {
 	return Config{Depth: 1, Width: 4, Classes: 2, Channels: 1, Batch: 16, Epochs: 4, StepsPerEpoch: 10,
@@ -93,7 +97,7 @@ func resumeEqualsUninterrupted(t *testing.T, cfg Config, before, after int) {
 	if err := first.Save(ctx, store, "ckpt.safetensors", data.State()); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := ReadCheckpoint(ctx, store, "ckpt.safetensors")
+	ck, err := checkpoint.Read(ctx, store, "ckpt.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +189,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Chan: 3}
+	batch := Batch{Images: make([]byte, 256*3072), Labels: make([]int16, 256), Height: 32, Width: 32, Channels: 3}
 	for i := range batch.Images {
 		batch.Images[i] = byte(rng.IntN(256))
 	}
@@ -229,7 +233,7 @@ func TestNoDecayParamsAreNotDecayed(t *testing.T) {
 	a, b := nn.NewParam("a", 2), nn.NewParam("b", 2)
 	a.W[0], a.W[1], b.W[0], b.W[1] = 1, 2, 1, 2
 	b.NoDecay = true
-	o, err := NewOptimizer(OptimizerConfig{}, []*nn.Param{a, b}, 0.5)
+	o, err := optim.New(optim.Config{}, []*nn.Param{a, b}, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"certmix/certifier"
+	"certmix/rundir"
 	"certmix/shards"
 	"certmix/trainer"
+	"certmix/trainer/checkpoint"
 )
 
 const certifyExamples = `  certmix certify --checkpoint runs/fm/last.safetensors --test out/fashion-mnist-test --out runs/fm/certify
@@ -18,9 +18,9 @@ const certifyExamples = `  certmix certify --checkpoint runs/fm/last.safetensors
 
 func runCertify(ctx context.Context, args []string) error {
 	fs := newFlags("certify", "certify --checkpoint FILE --test URL --out DIR [flags]", certifyExamples)
-	ckpt := fs.String("checkpoint", "", "checkpoint written by certmix train (required)")
+	ckpt := fs.String("checkpoint", "", "checkpoint written by certmix train or import (required)")
 	testURL := fs.String("test", "", "test dataset (required)")
-	out := fs.String("out", "", "directory for radii.csv, report.json and the plots (required)")
+	out := fs.String("out", "", "directory for radii.csv, report.json, summary.json and the plots (required)")
 	n := fs.Int("n", 0, "images to certify (default: all)")
 	eps := fs.Float64("eps", 0, "radius (pixel units, in the model's norm) at which certified accuracy is reported (default: the model's, e.g. 36/255 for l2 models)")
 	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap (and SortNet recalibrates its running means on it)")
@@ -37,110 +37,41 @@ func runCertify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ck, err := trainer.ReadCheckpoint(ctx, store, name)
+	ck, err := checkpoint.Read(ctx, store, name)
 	if err != nil {
 		return err
 	}
 	tr, _, err := trainer.Load(ck)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", *ckpt, err)
 	}
-	test, err := shards.Open(ctx, *testURL, shards.S3ConfigFromEnv())
+	s3 := shards.S3ConfigFromEnv()
+	test, err := shards.Open(ctx, *testURL, s3)
 	if err != nil {
 		return fmt.Errorf("--test: %w", err)
 	}
-	if *eps <= 0 {
-		*eps = tr.Cfg.Eps
-	}
-	x, labels, err := load(ctx, test, *n, tr.Cfg.Channels)
-	if err != nil {
-		return err
-	}
-	var train *shards.Dataset
+	opts := trainer.CertifyOptions{Eps: *eps, N: *n, Recalibrate: *recal}
 	if *trainURL != "" {
-		if train, err = shards.Open(ctx, *trainURL, shards.S3ConfigFromEnv()); err != nil {
+		if opts.Train, err = shards.Open(ctx, *trainURL, s3); err != nil {
 			return fmt.Errorf("--train: %w", err)
 		}
 	}
-	if err := recalibrate(ctx, tr, train, *recal); err != nil {
-		return err
-	}
-	cert, err := certifyAll(tr.Model, x, labels, *eps)
+	c, err := trainer.CertifyDataset(ctx, tr, test, opts)
 	if err != nil {
 		return err
 	}
-	res, k := cert.Results, cert.K
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := rundir.WriteCertification(*out, c.Summary, c.Results, c.Report, c.Eps); err != nil {
 		return err
 	}
-	write := func(name string, f func(*os.File) error) error {
-		file, err := os.Create(filepath.Join(*out, name))
-		if err != nil {
-			return err
-		}
-		if err := f(file); err != nil {
-			file.Close()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return file.Close()
+	s := c.Summary
+	fmt.Printf("certified %d images of %s (%s radii) with K = %.4f\n", s.Images, test, s.Norm, s.K)
+	fmt.Printf("clean accuracy      %.4f\n", s.Clean)
+	for i, r := range s.Radii {
+		fmt.Printf("certified at %-7s %.4f\n", certifier.RadiusLabel(r), s.Certified[i])
 	}
-	radii := reportRadii(cert.Norm, *eps)
-	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
-	for i, r := range radii {
-		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
+	if opts.Train != nil {
+		fmt.Printf("train clean         %.4f (generalization gap %.4f)\n", s.TrainClean, s.GeneralizationGap)
 	}
-	if train != nil {
-		tx, tl, err := load(ctx, train, *n, tr.Cfg.Channels)
-		if err != nil {
-			return err
-		}
-		tcert, err := tr.Model.Certify(tx, tl, *eps)
-		if err != nil {
-			return err
-		}
-		sum.TrainClean = certifier.CleanAccuracy(tcert.Results)
-		sum.GeneralizationGap = sum.TrainClean - sum.Clean
-	}
-	report, err := certifier.Summarize(res, certifier.ReportOptions{Eps: *eps, Radii: radii})
-	if err != nil {
-		return err
-	}
-	errs := []error{
-		write("radii.csv", func(f *os.File) error { return certifier.WriteCSV(f, res, *eps) }),
-		write("report.json", func(f *os.File) error { return report.WriteJSON(f) }),
-		write("summary.json", func(f *os.File) error { return json.NewEncoder(f).Encode(sum) }),
-		write("radius_cdf.png", func(f *os.File) error {
-			return certifier.PlotRadiusCurve(f, []certifier.Run{{Name: "certmix", Results: res}}, *eps, certifier.PlotOptions{})
-		}),
-		write("confusion.png", func(f *os.File) error {
-			return certifier.PlotConfusion(f, certifier.NewConfusion(res, *eps), certifier.PlotOptions{})
-		}),
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	fmt.Printf("certified %d images of %s (%s radii) with K = %.4f\n", len(res), test, cert.Norm, k)
-	fmt.Printf("clean accuracy      %.4f\n", certifier.CleanAccuracy(res))
-	for _, r := range radii {
-		fmt.Printf("certified at %.4f  %.4f\n", r, certifier.CertifiedAccuracy(res, r))
-	}
-	if *trainURL != "" {
-		fmt.Printf("train clean         %.4f (generalization gap %.4f)\n", sum.TrainClean, sum.GeneralizationGap)
-	}
-	fmt.Printf("wrote %s/{radii.csv,report.json,summary.json,radius_cdf.png,confusion.png}\n", *out)
+	fmt.Printf("wrote %s/{%s,%s,%s,%s,%s}\n", *out, rundir.RadiiFile, rundir.ReportFile, rundir.SummaryFile, rundir.RadiusCDFPlot, rundir.ConfusionPlot)
 	return nil
-}
-
-// Summary is the one-line result of a certification, which certmix table
-// reads.
-type Summary struct {
-	Arch              string    `json:"arch"`
-	Norm              string    `json:"norm"` // of the radii: l2 or linf
-	Images            int       `json:"images"`
-	K                 float64   `json:"k"`
-	Clean             float64   `json:"clean"`
-	Eps               []float64 `json:"eps"`
-	Certified         []float64 `json:"certified"`
-	TrainClean        float64   `json:"train_clean"`
-	GeneralizationGap float64   `json:"generalization_gap"`
 }

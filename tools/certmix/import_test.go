@@ -9,6 +9,7 @@ import (
 	"certmix/internal/npy"
 	"certmix/shards"
 	"certmix/trainer"
+	"certmix/trainer/checkpoint"
 )
 
 // TestImportKeepsTheAuthorsModel: the authors' weights, imported into a
@@ -20,7 +21,7 @@ func TestImportKeepsTheAuthorsModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	store, _ := shards.NewLocal(filepath.Dir(out))
-	ck, err := trainer.ReadCheckpoint(context.Background(), store, filepath.Base(out))
+	ck, err := checkpoint.Read(context.Background(), store, filepath.Base(out))
 	if err != nil {
 		t.Fatal(err)
 	}

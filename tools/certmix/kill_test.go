@@ -14,6 +14,7 @@ import (
 	"certmix/internal/testsets"
 	"certmix/shards"
 	"certmix/trainer"
+	"certmix/trainer/checkpoint"
 )
 
 // TestKilledTrainerResumes kills `certmix train` with SIGKILL at random
@@ -33,7 +34,7 @@ func TestKilledTrainerResumes(t *testing.T) {
 	}
 	weights := func(out string) []float32 {
 		st, _ := shards.NewLocal(out)
-		ck, err := trainer.ReadCheckpoint(context.Background(), st, "last.safetensors")
+		ck, err := checkpoint.Read(context.Background(), st, "last.safetensors")
 		if err != nil {
 			t.Fatal(err)
 		}

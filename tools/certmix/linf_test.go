@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"certmix/internal/testsets"
+	"certmix/rundir"
 	"certmix/shards"
 )
 
@@ -42,20 +42,16 @@ func TestLinfEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("certify: %v\n%s", err, b)
 			}
-			var s Summary
-			data, err := os.ReadFile(filepath.Join(cert, "summary.json"))
+			s, err := rundir.ReadSummary(cert)
 			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(data, &s); err != nil {
 				t.Fatal(err)
 			}
 			if s.Norm != "linf" || s.Arch != preset || s.Images != 256 {
 				t.Fatalf("summary %+v", s)
 			}
 			want := []float64{2.0 / 255, 8.0 / 255, 16.0 / 255, 0.1}
-			if !slices.EqualFunc(s.Eps, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-12 }) {
-				t.Errorf("radii %v, want %v", s.Eps, want)
+			if !slices.EqualFunc(s.Radii, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-12 }) {
+				t.Errorf("radii %v, want %v", s.Radii, want)
 			}
 			for i := 1; i < len(s.Certified); i++ {
 				if s.Certified[i] > s.Certified[i-1] || s.Certified[0] > s.Clean {

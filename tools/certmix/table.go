@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"certmix/certifier"
+	"certmix/rundir"
 )
 
 const tableExamples = `  certmix table "real only=runs/real/certify" "real + 70% auxiliary=runs/mix/certify"
@@ -31,18 +30,14 @@ func runTable(ctx context.Context, args []string) error {
 		if !ok {
 			return fmt.Errorf("%q: want NAME=DIR", a)
 		}
-		data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		s, err := rundir.ReadSummary(dir)
 		if err != nil {
 			return err
 		}
-		var s Summary
-		if err := json.Unmarshal(data, &s); err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
-		}
 		cols := []string{"run", "clean"}
 		vals := []string{name, fmt.Sprintf("%.2f", 100*s.Clean)}
-		for i, e := range s.Eps {
-			cols = append(cols, "cert. "+radiusLabel(e))
+		for i, e := range s.Radii {
+			cols = append(cols, "cert. "+certifier.RadiusLabel(e))
 			vals = append(vals, fmt.Sprintf("%.2f", 100*s.Certified[i]))
 		}
 		cols = append(cols, "gen. gap")
@@ -53,13 +48,4 @@ func runTable(ctx context.Context, args []string) error {
 	fmt.Println(header)
 	fmt.Println(strings.Join(rows, "\n"))
 	return nil
-}
-
-// radiusLabel writes a radius as k/255 when it is one (36/255, 8/255), else
-// as a decimal (0.1).
-func radiusLabel(e float64) string {
-	if k := math.Round(e * 255); math.Abs(e*255-k) < 1e-6 {
-		return fmt.Sprintf("%.0f/255", k)
-	}
-	return fmt.Sprintf("%.3g", e)
 }

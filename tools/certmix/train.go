@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"certmix/sampler"
 	"certmix/shards"
@@ -48,7 +43,7 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.Float64Var(&lr, "lr", 0, "peak learning rate (default: the preset's)")
 	fs.StringVar(&schedule, "schedule", "", "learning rate schedule: warmup-cosine, cosine or multistep (default: the preset's)")
 	epsTrain := fs.Float64("eps-train", 0, "l_inf models: the training margins' radius in pixel units (default: the preset's, e.g. 40/255 for linfdist)")
-	fs.Int64Var(&every, "checkpoint-every", 0, "steps between checkpoints (default: every epoch)")
+	fs.Int64Var(&every, "checkpoint-every", 0, "steps between checkpoints besides the end of every epoch (default: only at the ends of epochs)")
 	fs.IntVar(&evalN, "eval", 1000, "images of the real training set and of the test set evaluated after each epoch")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the model's initialisation and of the sampler")
 	fs.BoolVar(&resume, "resume", false, "continue from --out/last.safetensors")
@@ -59,6 +54,9 @@ func runTrain(ctx context.Context, args []string) error {
 	if realURL == "" || out == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return errors.New("--real and --out are required")
+	}
+	if fraction < 0 || fraction > 1 {
+		return fmt.Errorf("--fraction %v: want the share of generated images per batch, in [0, 1]", fraction)
 	}
 	cfg, err := trainer.Preset(preset)
 	if err != nil {
@@ -88,7 +86,8 @@ func runTrain(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Seed = seed
-	cfg.WarmupEpochs = min(cfg.WarmupEpochs, max(cfg.Epochs/40, 1)) // 20 of 800 in the paper
+	cfg.CheckpointEvery = every
+	cfg.ScaleWarmup()
 
 	s3 := shards.S3ConfigFromEnv()
 	real, err := shards.Open(ctx, realURL, s3)
@@ -104,144 +103,38 @@ func runTrain(ctx context.Context, args []string) error {
 		sources[0].Fraction = 1 - fraction
 		sources = append(sources, sampler.Source{Dataset: gen, Fraction: fraction, Replacement: true})
 	}
-	m := real.Manifest
-	cfg.Classes, cfg.Channels = m.Classes, m.Channels
-	scfg := sampler.Config{Sources: sources, Batch: cfg.Batch, Seed: seed,
-		Augment: sampler.Augment{Size: m.Height, Pad: cfg.Augment.Pad, Edge: cfg.Augment.Edge, Flip: true}}
-	if m.Height < 32 {
-		scfg.Augment.Pad = min(cfg.Augment.Pad, 2) // images smaller than 32 are padded to 32 at the centre by the trainer
-	}
-
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	store, err := shards.NewLocal(out)
-	if err != nil {
-		return err
-	}
-	var tr *trainer.Trainer
-	var state *sampler.State
-	if resume {
-		ck, err := trainer.ReadCheckpoint(ctx, store, "last.safetensors")
-		if errors.Is(err, trainer.ErrCheckpoint) {
-			// Damaged (a checkpoint is written atomically, so not by a
-			// crash of ours): go back to the one before it.
-			log.Printf("last.safetensors is damaged (%v); resuming from prev.safetensors", err)
-			ck, err = trainer.ReadCheckpoint(ctx, store, "prev.safetensors")
-		}
-		if err != nil {
-			return fmt.Errorf("--resume: %w", err)
-		}
-		var raw json.RawMessage
-		if tr, raw, err = trainer.Load(ck); err != nil {
-			return fmt.Errorf("--resume: %w", err)
-		}
-		state = &sampler.State{}
-		if err := json.Unmarshal(raw, state); err != nil {
-			return fmt.Errorf("--resume: sampler state: %w", err)
-		}
-		cfg = tr.Cfg
-	}
-	it, err := sampler.New(ctx, scfg, state)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	cfg.StepsPerEpoch = it.StepsPerEpoch()
-	if tr == nil {
-		if tr, err = trainer.New(cfg); err != nil {
-			return err
-		}
-	}
-	if every <= 0 {
-		every = cfg.StepsPerEpoch
-	}
-	var test *shards.Dataset
+	cfg.Classes, cfg.Channels = real.Manifest.Classes, real.Manifest.Channels
+	eval := trainer.DatasetEvaluator{Real: real, N: evalN}
 	if testURL != "" {
-		if test, err = shards.Open(ctx, testURL, s3); err != nil {
+		if eval.Test, err = shards.Open(ctx, testURL, s3); err != nil {
 			return fmt.Errorf("--test: %w", err)
 		}
 	}
-	metrics, err := os.OpenFile(filepath.Join(out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
+	if len(sources) == 2 {
+		log.Printf("training on %s (real, %.0f%% of every batch) and %s (generated, %.0f%%)", real, 100*(1-fraction), sources[1].Dataset, 100*fraction)
+	} else {
+		log.Printf("training on %s (real images only)", real)
 	}
-	defer metrics.Close()
-	log.Printf("%s depth %d width %d, %d classes, batch %d, %d epochs of %d steps, %s", cfg.Arch, cfg.Depth, cfg.Width, cfg.Classes, cfg.Batch, cfg.Epochs, cfg.StepsPerEpoch, describe(it))
-
-	total := cfg.Epochs * cfg.StepsPerEpoch
-	bar := newBar(total, tr.Step)
-	defer bar.finish()
-	var lossSum float64
-	var images int
-	start := time.Now()
-	for tr.Step < total {
-		b, err := it.Next(ctx)
-		if err != nil {
-			return err
+	var b *bar
+	defer func() {
+		if b != nil {
+			b.finish()
 		}
-		r, err := tr.TrainStep(trainer.Batch{Step: b.Step, Epoch: b.Epoch, Images: b.Images, Labels: b.Labels, Height: b.Height, Width: b.Width, Chan: b.Channels})
-		if err != nil {
-			return err
-		}
-		lossSum += r.Loss
-		images += b.Len()
-		bar.step(tr.Step, r.Loss)
-		st, _ := json.Marshal(it.State())
-		epochEnd := tr.Step%cfg.StepsPerEpoch == 0
-		if !epochEnd && tr.Step%every == 0 {
-			if err := saveLast(ctx, store, tr, st); err != nil {
-				return err
+	}()
+	_, err = trainer.Run(ctx, cfg, trainer.OpenSampler(sources), trainer.RunOptions{
+		Dir: out, Resume: resume, Eval: eval,
+		Progress: func(step, total int64, loss float64) {
+			if b == nil {
+				b = newBar(total, step-1)
 			}
-		}
-		if epochEnd {
-			epoch := tr.Step/cfg.StepsPerEpoch - 1
-			rec := map[string]any{"epoch": epoch, "step": tr.Step, "train_loss": lossSum / float64(cfg.StepsPerEpoch),
-				"images_per_s": float64(images) / time.Since(start).Seconds(), "lr": r.LR}
-			for k, v := range r.Values {
-				rec[k] = v
+			b.step(step, loss)
+		},
+		Logf: func(format string, args ...any) {
+			if b != nil {
+				b.clear()
 			}
-			if err := evaluate(ctx, tr, real, test, evalN, rec); err != nil {
-				return err
-			}
-			// Saved after the evaluation, which leaves the training state as it was.
-			if c, ok := rec["test_certified"].(float64); ok && c > tr.Best {
-				tr.Best = c
-				if err := tr.Save(ctx, store, "best.safetensors", st); err != nil {
-					return err
-				}
-			}
-			if err := saveLast(ctx, store, tr, st); err != nil {
-				return err
-			}
-			line, _ := json.Marshal(rec)
-			fmt.Fprintln(metrics, string(line))
-			bar.clear()
-			log.Printf("epoch %d: %s", epoch, line)
-			lossSum, images, start = 0, 0, time.Now()
-		}
-	}
-	return nil
-}
-
-func describe(it *sampler.Iterator) string {
-	q := it.Quotas()
-	if len(q) == 1 {
-		return "real images only"
-	}
-	return fmt.Sprintf("%d real + %d generated per batch", q[0], q[1])
-}
-
-// saveLast writes last.safetensors, keeping the previous one as
-// prev.safetensors, so that a damaged last checkpoint still leaves one to
-// resume from.
-func saveLast(ctx context.Context, store shards.Store, tr *trainer.Trainer, state []byte) error {
-	if obj, err := store.Open(ctx, "last.safetensors"); err == nil {
-		err = store.Put(ctx, "prev.safetensors", io.NewSectionReader(obj, 0, obj.Size()), obj.Size())
-		obj.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return tr.Save(ctx, store, "last.safetensors", state)
+			log.Printf(format, args...)
+		},
+	})
+	return err
 }

@@ -25,3 +25,12 @@ func ZeroGrads(ps []*Param) {
 		clear(p.G)
 	}
 }
+
+// Buffer is a named piece of persistent state that is not trained: a
+// model's power-iteration vectors or running means, an optimiser's
+// moments. Checkpoints store buffers by name, so that a resumed run
+// restores them exactly.
+type Buffer struct {
+	Name string
+	Data []float32
+}

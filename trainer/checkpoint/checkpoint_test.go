@@ -1,4 +1,4 @@
-package trainer
+package checkpoint
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 )
 
 func TestCheckpointRoundTripAndDamage(t *testing.T) {
-	c := &Checkpoint{
+	c := &File{
 		Tensors: map[string]Tensor{"a.weight": {Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, -6.5}}, "b": {Shape: []int{1}, Data: []float32{7}}},
 		Meta:    map[string]string{"step": "12", "sampler": `{"seed":1}`},
 	}
@@ -23,7 +23,7 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := UnmarshalCheckpoint(b)
+	got, err := Unmarshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,16 +36,16 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 		"short":     b[:5],
 		"huge":      append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, b[8:]...),
 	} {
-		if _, err := UnmarshalCheckpoint(bad); !errors.Is(err, ErrCheckpoint) {
-			t.Errorf("%s: %v, want ErrCheckpoint", name, err)
+		if _, err := Unmarshal(bad); !errors.Is(err, ErrDamaged) {
+			t.Errorf("%s: %v, want ErrDamaged", name, err)
 		}
 	}
 	// Stored atomically on local disk.
 	st, _ := shards.NewLocal(t.TempDir())
-	if err := WriteCheckpoint(context.Background(), st, "ckpt.safetensors", c); err != nil {
+	if err := Write(context.Background(), st, "ckpt.safetensors", c); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadCheckpoint(context.Background(), st, "ckpt.safetensors"); err != nil {
+	if _, err := Read(context.Background(), st, "ckpt.safetensors"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -53,7 +53,7 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 // TestCheckpointIsSafetensors: numpy reads it with the format's own rules
 // (header length, JSON, offsets), as safetensors.numpy.load_file does.
 func TestCheckpointIsSafetensors(t *testing.T) {
-	c := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{2, 2}, Data: []float32{1.5, -2, 3, 4}}}}
+	c := &File{Tensors: map[string]Tensor{"w": {Shape: []int{2, 2}, Data: []float32{1.5, -2, 3, 4}}}}
 	b, _ := c.Marshal()
 	p := filepath.Join(t.TempDir(), "c.safetensors")
 	os.WriteFile(p, b, 0o644)
@@ -77,13 +77,13 @@ print('ok')
 // FuzzCheckpoint: no bytes make the checkpoint reader panic or allocate
 // beyond what the file holds.
 func FuzzCheckpoint(f *testing.F) {
-	c := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{2}, Data: []float32{1, 2}}}, Meta: map[string]string{"step": "1"}}
+	c := &File{Tensors: map[string]Tensor{"w": {Shape: []int{2}, Data: []float32{1, 2}}}, Meta: map[string]string{"step": "1"}}
 	good, _ := c.Marshal()
 	f.Add(good)
 	f.Add(good[:10])
 	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := UnmarshalCheckpoint(data)
+		c, err := Unmarshal(data)
 		if err != nil {
 			return
 		}
@@ -107,16 +107,16 @@ func TestCheckpointOnAFullDisk(t *testing.T) {
 	t.Cleanup(func() { syscall.Unmount(dir, 0) })
 	ctx := context.Background()
 	st, _ := shards.NewLocal(dir)
-	small := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{1000}, Data: make([]float32, 1000)}}}
-	if err := WriteCheckpoint(ctx, st, "last.safetensors", small); err != nil {
+	small := &File{Tensors: map[string]Tensor{"w": {Shape: []int{1000}, Data: make([]float32, 1000)}}}
+	if err := Write(ctx, st, "last.safetensors", small); err != nil {
 		t.Fatal(err)
 	}
-	big := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{200_000}, Data: make([]float32, 200_000)}}}
-	err := WriteCheckpoint(ctx, st, "last.safetensors", big)
+	big := &File{Tensors: map[string]Tensor{"w": {Shape: []int{200_000}, Data: make([]float32, 200_000)}}}
+	err := Write(ctx, st, "last.safetensors", big)
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("checkpoint on a full disk: %v, want ENOSPC", err)
 	}
-	got, err := ReadCheckpoint(ctx, st, "last.safetensors")
+	got, err := Read(ctx, st, "last.safetensors")
 	if err != nil || len(got.Tensors["w"].Data) != 1000 {
 		t.Fatalf("the previous checkpoint after the failed write: %v", err)
 	}

@@ -1,4 +1,7 @@
-package trainer
+// Package optim holds the optimisers of the paper's architectures (AdamW,
+// SGD with momentum), gradient clipping and the learning-rate schedules,
+// all as PyTorch computes them, so that a run here follows the authors'.
+package optim
 
 import (
 	"fmt"
@@ -12,21 +15,21 @@ type Optimizer interface {
 	// Update applies step (counted from 1) with learning rate lr.
 	Update(params []*nn.Param, lr float64, step int64)
 	// Buffers lists the optimiser's state (moments), for checkpoints.
-	Buffers() []Buffer
+	Buffers() []nn.Buffer
 }
 
-// OptimizerConfig names an optimiser and its hyperparameters; zero fields
-// take PyTorch's defaults.
-type OptimizerConfig struct {
+// Config names an optimiser and its hyperparameters; zero fields take
+// PyTorch's defaults.
+type Config struct {
 	Name         string  // "adamw" (the default when empty) or "sgd"
 	Beta1, Beta2 float64 // Adam's betas
 	Eps          float64 // Adam's epsilon
 	Momentum     float64 // SGD
 }
 
-// NewOptimizer returns the optimiser cfg names for params, with decoupled
-// weight decay weightDecay (not applied to parameters marked NoDecay).
-func NewOptimizer(cfg OptimizerConfig, params []*nn.Param, weightDecay float64) (Optimizer, error) {
+// New returns the optimiser cfg names for params, with weight decay
+// weightDecay (not applied to parameters marked NoDecay).
+func New(cfg Config, params []*nn.Param, weightDecay float64) (Optimizer, error) {
 	switch cfg.Name {
 	case "", "adamw":
 		o := NewAdamW(params, weightDecay)
@@ -68,10 +71,10 @@ func NewAdamW(params []*nn.Param, weightDecay float64) *AdamW {
 }
 
 // Buffers are the moments, named adam_m/<param> and adam_v/<param>.
-func (o *AdamW) Buffers() []Buffer {
-	var bs []Buffer
+func (o *AdamW) Buffers() []nn.Buffer {
+	var bs []nn.Buffer
 	for i, n := range o.names {
-		bs = append(bs, Buffer{Name: "adam_m/" + n, Data: o.M[i]}, Buffer{Name: "adam_v/" + n, Data: o.V[i]})
+		bs = append(bs, nn.Buffer{Name: "adam_m/" + n, Data: o.M[i]}, nn.Buffer{Name: "adam_v/" + n, Data: o.V[i]})
 	}
 	return bs
 }
@@ -122,11 +125,4 @@ func ClipGradNorm(params []*nn.Param, maxNorm float64) float64 {
 		}
 	}
 	return norm
-}
-
-// ZeroGrad clears the gradients.
-func ZeroGrad(params []*nn.Param) {
-	for _, p := range params {
-		clear(p.G)
-	}
 }

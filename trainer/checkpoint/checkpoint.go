@@ -1,4 +1,12 @@
-package trainer
+// Package checkpoint owns certmix's checkpoint format. A checkpoint is a
+// safetensors file (https://huggingface.co/docs/safetensors):
+// an 8-byte little-endian header length, a JSON header naming each tensor's
+// dtype (always F32 here), shape and byte range, then the tensors' bytes.
+// The header's "__metadata__" holds strings: the training state that is not
+// a tensor (step, epoch, schedule, sampler state as JSON) and "xxh64", the
+// checksum of the tensor bytes, so that a truncated or damaged checkpoint is
+// refused. Readers in Python: safetensors.numpy.load_file.
+package checkpoint
 
 import (
 	"bytes"
@@ -16,16 +24,8 @@ import (
 	"certmix/shards"
 )
 
-// A checkpoint is a safetensors file (https://huggingface.co/docs/safetensors):
-// an 8-byte little-endian header length, a JSON header naming each tensor's
-// dtype (always F32 here), shape and byte range, then the tensors' bytes.
-// The header's "__metadata__" holds strings: the training state that is not
-// a tensor (step, epoch, schedule, sampler state as JSON) and "xxh64", the
-// checksum of the tensor bytes, so that a truncated or damaged checkpoint is
-// refused. Readers in Python: safetensors.numpy.load_file.
-
-// Checkpoint is a set of named float32 tensors and string metadata.
-type Checkpoint struct {
+// File is a set of named float32 tensors and string metadata.
+type File struct {
 	Tensors map[string]Tensor
 	Meta    map[string]string
 }
@@ -36,8 +36,8 @@ type Tensor struct {
 	Data  []float32
 }
 
-// ErrCheckpoint is wrapped by errors about malformed checkpoints.
-var ErrCheckpoint = errors.New("malformed checkpoint")
+// ErrDamaged is wrapped by errors about malformed checkpoints.
+var ErrDamaged = errors.New("malformed checkpoint")
 
 type tensorHeader struct {
 	DType   string   `json:"dtype"`
@@ -45,11 +45,11 @@ type tensorHeader struct {
 	Offsets [2]int64 `json:"data_offsets"`
 }
 
-// maxCheckpointHeader bounds the JSON header a reader accepts.
-const maxCheckpointHeader = 100 << 20
+// maxHeader bounds the JSON header a reader accepts.
+const maxHeader = 100 << 20
 
 // Marshal encodes the checkpoint, tensors in name order.
-func (c *Checkpoint) Marshal() ([]byte, error) {
+func (c *File) Marshal() ([]byte, error) {
 	names := make([]string, 0, len(c.Tensors))
 	for n := range c.Tensors {
 		names = append(names, n)
@@ -92,46 +92,46 @@ func (c *Checkpoint) Marshal() ([]byte, error) {
 	return append(out, data.Bytes()...), nil
 }
 
-// UnmarshalCheckpoint decodes and checks a checkpoint.
-func UnmarshalCheckpoint(b []byte) (*Checkpoint, error) {
+// Unmarshal decodes and checks a checkpoint.
+func Unmarshal(b []byte) (*File, error) {
 	if len(b) < 8 {
-		return nil, fmt.Errorf("%d bytes, shorter than a header: %w", len(b), ErrCheckpoint)
+		return nil, fmt.Errorf("%d bytes, shorter than a header: %w", len(b), ErrDamaged)
 	}
 	n := binary.LittleEndian.Uint64(b)
-	if n > maxCheckpointHeader || n > uint64(len(b)-8) {
-		return nil, fmt.Errorf("header of %d bytes in a %d-byte file: %w", n, len(b), ErrCheckpoint)
+	if n > maxHeader || n > uint64(len(b)-8) {
+		return nil, fmt.Errorf("header of %d bytes in a %d-byte file: %w", n, len(b), ErrDamaged)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b[8:8+n], &raw); err != nil {
-		return nil, fmt.Errorf("header: %v: %w", err, ErrCheckpoint)
+		return nil, fmt.Errorf("header: %v: %w", err, ErrDamaged)
 	}
 	data := b[8+n:]
-	c := &Checkpoint{Tensors: map[string]Tensor{}, Meta: map[string]string{}}
+	c := &File{Tensors: map[string]Tensor{}, Meta: map[string]string{}}
 	if m, ok := raw["__metadata__"]; ok {
 		if err := json.Unmarshal(m, &c.Meta); err != nil {
-			return nil, fmt.Errorf("metadata: %v: %w", err, ErrCheckpoint)
+			return nil, fmt.Errorf("metadata: %v: %w", err, ErrDamaged)
 		}
 		delete(raw, "__metadata__")
 	}
 	if sum := fmt.Sprintf("%016x", xxhash.Sum64(data)); c.Meta["xxh64"] != sum {
-		return nil, fmt.Errorf("tensor bytes have xxh64 %s, the header says %q (truncated or damaged): %w", sum, c.Meta["xxh64"], ErrCheckpoint)
+		return nil, fmt.Errorf("tensor bytes have xxh64 %s, the header says %q (truncated or damaged): %w", sum, c.Meta["xxh64"], ErrDamaged)
 	}
 	delete(c.Meta, "xxh64")
 	for name, r := range raw {
 		var th tensorHeader
 		if err := json.Unmarshal(r, &th); err != nil {
-			return nil, fmt.Errorf("tensor %s: %v: %w", name, err, ErrCheckpoint)
+			return nil, fmt.Errorf("tensor %s: %v: %w", name, err, ErrDamaged)
 		}
 		count := int64(1)
 		for _, d := range th.Shape {
 			if d < 0 || (d > 0 && count > int64(len(data))/4/int64(d)) {
-				return nil, fmt.Errorf("tensor %s: shape %v is larger than the file: %w", name, th.Shape, ErrCheckpoint)
+				return nil, fmt.Errorf("tensor %s: shape %v is larger than the file: %w", name, th.Shape, ErrDamaged)
 			}
 			count *= int64(d)
 		}
 		lo, hi := th.Offsets[0], th.Offsets[1]
 		if th.DType != "F32" || lo < 0 || hi < lo || hi > int64(len(data)) || hi-lo != 4*count {
-			return nil, fmt.Errorf("tensor %s: %s %v at bytes %d..%d of %d: %w", name, th.DType, th.Shape, lo, hi, len(data), ErrCheckpoint)
+			return nil, fmt.Errorf("tensor %s: %s %v at bytes %d..%d of %d: %w", name, th.DType, th.Shape, lo, hi, len(data), ErrDamaged)
 		}
 		t := Tensor{Shape: th.Shape, Data: make([]float32, count)}
 		for i := range t.Data {
@@ -142,9 +142,9 @@ func UnmarshalCheckpoint(b []byte) (*Checkpoint, error) {
 	return c, nil
 }
 
-// WriteCheckpoint stores c under name in one atomic, durable Put: a reader
+// Write stores c under name in one atomic, durable Put: a reader
 // sees the previous checkpoint or this one, never a part.
-func WriteCheckpoint(ctx context.Context, store shards.Store, name string, c *Checkpoint) error {
+func Write(ctx context.Context, store shards.Store, name string, c *File) error {
 	b, err := c.Marshal()
 	if err != nil {
 		return err
@@ -155,8 +155,8 @@ func WriteCheckpoint(ctx context.Context, store shards.Store, name string, c *Ch
 	return nil
 }
 
-// ReadCheckpoint loads and checks the checkpoint name of store.
-func ReadCheckpoint(ctx context.Context, store shards.Store, name string) (*Checkpoint, error) {
+// Read loads and checks the checkpoint name of store.
+func Read(ctx context.Context, store shards.Store, name string) (*File, error) {
 	obj, err := store.Open(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", store, name, err)
@@ -166,7 +166,7 @@ func ReadCheckpoint(ctx context.Context, store shards.Store, name string) (*Chec
 	if _, err := obj.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", store, name, err)
 	}
-	c, err := UnmarshalCheckpoint(b)
+	c, err := Unmarshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", store, name, err)
 	}

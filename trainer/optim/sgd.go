@@ -1,9 +1,9 @@
-package trainer
+package optim
 
 import "certmix/trainer/nn"
 
 // SGD is PyTorch's SGD with momentum (no dampening, no Nesterov), LOT's
-// optimiser (spec 4.6): g ← g + wd·w (coupled L2 decay, skipped for
+// optimiser: g ← g + wd·w (coupled L2 decay, skipped for
 // parameters marked NoDecay), b ← μ·b + g, w ← w − lr·b. The momentum buffer
 // starts at zero, so the first step is PyTorch's b = g.
 type SGD struct {
@@ -23,10 +23,10 @@ func NewSGD(params []*nn.Param, momentum, weightDecay float64) *SGD {
 }
 
 // Buffers are the momentum buffers, named sgd_momentum/<param>.
-func (o *SGD) Buffers() []Buffer {
-	var bs []Buffer
+func (o *SGD) Buffers() []nn.Buffer {
+	var bs []nn.Buffer
 	for i, n := range o.names {
-		bs = append(bs, Buffer{Name: "sgd_momentum/" + n, Data: o.B[i]})
+		bs = append(bs, nn.Buffer{Name: "sgd_momentum/" + n, Data: o.B[i]})
 	}
 	return bs
 }

@@ -1,0 +1,111 @@
+package trainer
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"certmix/certifier"
+	"certmix/rundir"
+	"certmix/shards"
+)
+
+// DatasetEvaluator is the per-epoch evaluation of a training run: the clean
+// accuracy on the first N images of the real training set, and the clean
+// and certified accuracy (at the model's eps) on the first N images of the
+// test set, with the generalization gap (train minus test clean accuracy,
+// the paper's predictor of the benefit of generated data).
+type DatasetEvaluator struct {
+	Real, Test *shards.Dataset // Test may be nil
+	N          int
+}
+
+// Evaluate implements [Evaluator].
+func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Epoch) error {
+	if err := Recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg.Channels); err != nil {
+		return err
+	}
+	trainRes, err := certifyFirst(ctx, t, d.Real, d.N)
+	if err != nil {
+		return fmt.Errorf("evaluate on %s: %w", d.Real, err)
+	}
+	trainClean := certifier.CleanAccuracy(trainRes)
+	e.TrainClean = &trainClean
+	if d.Test == nil {
+		return nil
+	}
+	testRes, err := certifyFirst(ctx, t, d.Test, d.N)
+	if err != nil {
+		return fmt.Errorf("evaluate on %s: %w", d.Test, err)
+	}
+	clean, cert := certifier.CleanAccuracy(testRes), certifier.CertifiedAccuracy(testRes, t.Cfg.Eps)
+	gap := trainClean - clean
+	e.TestClean, e.TestCertified, e.GeneralizationGap = &clean, &cert, &gap
+	return nil
+}
+
+// certifyFirst certifies the first n rows of d (shard order) at the
+// model's eps.
+func certifyFirst(ctx context.Context, t *Trainer, d *shards.Dataset, n int) ([]certifier.Result, error) {
+	x, labels, err := LoadInputs(ctx, d, n, t.Cfg.Channels)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := t.Model.Certify(x, labels, t.Cfg.Eps)
+	return cert.Results, err
+}
+
+// Recalibrator is a model whose evaluation needs a pass over training
+// images first (SortNet's running means, which the authors recompute on
+// training data before testing). Evaluation and certification call it when
+// the model has it.
+type Recalibrator interface {
+	Recalibrate(x []float32, n int) error
+}
+
+// Recalibrate runs m's recalibration pass over the first n images of the
+// real training set when m is a [Recalibrator]; other models are left
+// alone. Without a training set, the checkpoint's running means are kept
+// (and said so in the log).
+func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n, channels int) error {
+	r, ok := m.(Recalibrator)
+	if !ok {
+		return nil
+	}
+	if real == nil {
+		log.Printf("no training set to recalibrate the running means with; using the checkpoint's")
+		return nil
+	}
+	x, labels, err := LoadInputs(ctx, real, n, channels)
+	if err != nil {
+		return fmt.Errorf("recalibrate on %s: %w", real, err)
+	}
+	if err := r.Recalibrate(x, len(labels)); err != nil {
+		return fmt.Errorf("recalibrate on %s: %w", real, err)
+	}
+	return nil
+}
+
+// CertifyAll certifies x at eps and, for an l_inf model, runs its interval
+// bounds at every reported radius too (certifier.ReportRadii), keeping per
+// image the largest radius that certified it (Result.IBP): boxes are
+// nested, so the certificate holds below it.
+func CertifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, error) {
+	cert, err := m.Certify(x, labels, eps)
+	if err != nil || cert.Norm != "linf" {
+		return cert, err
+	}
+	for _, r := range certifier.ReportRadii("linf", eps) {
+		if r == eps {
+			continue
+		}
+		c, err := m.Certify(x, labels, r)
+		if err != nil {
+			return cert, fmt.Errorf("interval bounds at %v: %w", r, err)
+		}
+		for i, res := range c.Results {
+			cert.Results[i].IBP = max(cert.Results[i].IBP, res.IBP)
+		}
+	}
+	return cert, nil
+}
