@@ -81,6 +81,8 @@ func TestParseRefusals(t *testing.T) {
 		{"flag the sweep sets", base + "train: {fraction: 0.5}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "train.fraction is set by the fraction axis"},
 		{"flag with dashes", base + "train: {--depth: 2}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "without dashes"},
 		{"certify flag the sweep sets", base + "certify: {checkpoint: x}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "certify.checkpoint"},
+		{"negative val", base + "val: -1\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "val -1"},
+		{"val as a train flag", base + "train: {val: 5}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "train.val is set by val:"},
 		{"bad family name", base + "grids: [{preset: p, family: a b, fraction: 0, epochs: 1}]", `family "a b"`},
 		{"bad preset name", base + "grids: [{preset: a/b, fraction: 0, epochs: 1}]", `preset "a/b"`},
 		{"bad checkpoint", base + "checkpoint: first\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "checkpoint \"first\""},

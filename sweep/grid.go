@@ -109,6 +109,9 @@ func Expand(f *File, dir string) ([]Cell, error) {
 			train = Flags{}
 		}
 		maps.Copy(train, g.Train)
+		if n := f.ValImages(); n > 0 {
+			train["val"], train["val-seed"] = strconv.Itoa(n), strconv.FormatUint(f.ValSeed, 10)
+		}
 		amounts := []string(g.Generated)
 		if len(amounts) == 0 && len(f.Data.Generated) == 1 {
 			amounts = []string{f.Data.Generated[0].Name}

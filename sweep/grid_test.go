@@ -34,12 +34,12 @@ func TestExpand(t *testing.T) {
 	}
 	base, mixed, labelled := cells[0], cells[2], cells[13]
 	wantTrain := []string{"--real", "/work/out/real", "--fraction", "0", "--preset", "gloro-xs", "--epochs", "800", "--seed", "0",
-		"--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--width", "16"}
+		"--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "16"}
 	if !slices.Equal(base.Train, wantTrain) {
 		t.Errorf("base cell's train flags\n%q\nwant\n%q", base.Train, wantTrain)
 	}
 	wantTrain = []string{"--real", "/work/out/real", "--generated", "/work/out/gen-5m", "--fraction", "0.7", "--preset", "gloro-xs",
-		"--epochs", "800", "--seed", "0", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--width", "16"}
+		"--epochs", "800", "--seed", "0", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "16"}
 	if !slices.Equal(mixed.Train, wantTrain) {
 		t.Errorf("mixed cell's train flags\n%q\nwant\n%q", mixed.Train, wantTrain)
 	}
@@ -47,7 +47,7 @@ func TestExpand(t *testing.T) {
 		t.Errorf("an s3:// URL was changed: %q", cells[1].GeneratedData)
 	}
 	wantTrain = []string{"--real", "/work/out/real", "--generated", "/work/out/gen-5m", "--fraction", "0.7", "--preset", "gloro-xs",
-		"--epochs", "3", "--seed", "2", "--schedule", "cosine", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--width", "8"}
+		"--epochs", "3", "--seed", "2", "--schedule", "cosine", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "8"}
 	if !slices.Equal(labelled.Train, wantTrain) {
 		t.Errorf("the grid's train flags are not merged over the file's\n%q\nwant\n%q", labelled.Train, wantTrain)
 	}
@@ -60,6 +60,12 @@ func TestExpand(t *testing.T) {
 	}
 	if mixed.Family != "gloro" || labelled.Family != "" || labelled.Arch() != "L2W8 gloro-xs" {
 		t.Errorf("families %q %q, arch %q", mixed.Family, labelled.Family, labelled.Arch())
+	}
+	// val: 0 holds nothing out.
+	zero := 0
+	f.Val = &zero
+	if cells, _ := Expand(f, "/work"); slices.Contains(cells[0].Train, "--val") {
+		t.Errorf("val: 0 still passes --val: %q", cells[0].Train)
 	}
 	if PresetFamily("gloro-xs") != "gloro" || PresetFamily("sortnet-hinge") != "sortnet" || PresetFamily("linfdist") != "linfdist" {
 		t.Error("PresetFamily")

@@ -48,6 +48,7 @@ func tinySweepFile(t *testing.T, grid, extra string) string {
 	text := fmt.Sprintf(`name: tiny
 data: {real: %[1]s/real, test: %[1]s/test, generated: {gen640: %[1]s/gen}}
 train: {depth: 1, width: 4, batch: 32, eval: 32, checkpoint-every: 3}
+val: 64
 grids: [%[2]s]
 %[3]s`, dir, grid, extra)
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
