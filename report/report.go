@@ -1,17 +1,22 @@
 // Package report turns a sweep directory (see package sweep) into the
-// paper's tables and figures: clean and certified accuracy per
-// architecture and training length with and without generated data and
-// the best gain (Tables 1-4), accuracy against the generated fraction
-// (Fig. 4), the gain against the base model's generalization gap with a
-// least-squares line per architecture family and the gaps with and without
-// generated data (Fig. 3), best against last epoch (Fig. 6) and the radius
-// distributions (Fig. 5); and, from the fitted lines, a prediction of the
-// gain a new model would get, with a prediction interval.
+// paper's tables and figures, with seeds as an axis: cells that differ
+// only in seed are one setting, summarised as a mean with a 95% interval
+// (Student's t over seeds; one seed: the Wilson interval of the test set).
+// It gives clean and certified accuracy per architecture configuration
+// with and without generated data and the paired gains over the base
+// model, seed by seed, with their intervals (Tables 1-4); accuracy against
+// the generated fraction (Fig. 4); the gain against the base model's
+// generalization gap at one fraction (0.7 unless asked), with a line per
+// family (as the sweep file names them) fitted on per-base averages, and
+// the gaps with and without generated data (Fig. 3); best against last
+// epoch (Fig. 6) and the radius distributions (Fig. 5); and, from the
+// fitted lines, a prediction of the gain a new model would get, with a
+// prediction interval. docs/statistics.md says what each interval is.
 //
 // Every number comes from the cells' files (certify's report.json and
-// summary.json, train's metrics.jsonl, radii.csv): TestReportNumbers builds
-// a sweep directory of known results and checks each table entry, the
-// fitted slope and intercept with their standard errors, and the
+// summary.json, train's metrics.jsonl, radii.csv): TestReportNumbers and
+// TestReportSeeds build sweep directories of known results and check each
+// table entry, interval, fitted line with its standard errors, and
 // prediction against values computed by hand.
 package report
 
