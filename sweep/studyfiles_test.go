@@ -13,7 +13,8 @@ func TestRepositorySweepFiles(t *testing.T) {
 	if err != nil || len(files) < 3 {
 		t.Fatalf("sweep files: %v, %v", files, err)
 	}
-	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 2, "study-lot.yaml": 4, "study-linf.yaml": 4}
+	// Three seeds per cell: 2, 4 and 4 settings.
+	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 6, "study-lot.yaml": 12, "study-linf.yaml": 12}
 	for _, path := range files {
 		f, _, err := ReadFile(path)
 		if err != nil {
