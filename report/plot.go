@@ -49,6 +49,10 @@ func writePNG(w io.Writer, p *plot.Plot) error {
 	dc := draw.New(c)
 	dc.SetColor(color.White)
 	dc.Fill(dc.Rectangle.Path())
+	// Room above and below the data, so that no glyph or error-bar cap
+	// sits on the frame.
+	room := 0.04 * (p.Y.Max - p.Y.Min)
+	p.Y.Min, p.Y.Max = p.Y.Min-room, p.Y.Max+room
 	p.Legend = plot.NewLegend()
 	p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
 	p.Legend = legend
@@ -208,10 +212,13 @@ func PlotGains(w io.Writer, fits []Fit) error {
 	for _, f := range fits {
 		for _, g := range f.Points {
 			xlo, xhi = min(xlo, g.BaseGap.Mean), max(xhi, g.BaseGap.Mean)
+			if g.BaseGap.Kind != NoInterval { // the error bars are drawn whole
+				xlo, xhi = min(xlo, g.BaseGap.Lo), max(xhi, g.BaseGap.Hi)
+			}
 		}
 	}
 	span := max(xhi-xlo, 1)
-	xlo, xhi = xlo-0.15*span, xhi+0.15*span
+	xlo, xhi = xlo-0.05*span, xhi+0.05*span
 	for k, f := range fits {
 		col := plotutil.Color(k)
 		var xy plotter.XYs
@@ -293,7 +300,7 @@ func PlotGains(w io.Writer, fits []Fit) error {
 			p.Legend.Add(fmt.Sprintf("%s: per-base average (fitted)", f.Family), ring)
 			name += ": settings (paired gain, 95% intervals)"
 		} else {
-			name += ": settings (" + f.Err.Error() + ")"
+			name += fmt.Sprintf(": settings (no line: base models at %d distinct gap(s), a line needs 2)", distinctGaps(f.Points))
 		}
 		if len(ybars.XYs) > 0 {
 			e, err := plotter.NewYErrorBars(ybars)
@@ -364,7 +371,6 @@ func PlotGaps(w io.Writer, t Table) error {
 		return fmt.Errorf("plot gaps: no finished cells")
 	}
 	p.Y.Min = min(p.Y.Min, 0)
-	p.Y.Max += 0.05 * (p.Y.Max - p.Y.Min) // room for the top glyph
 	return writePNG(w, p)
 }
 
@@ -402,4 +408,15 @@ func PlotBestLast(w io.Writer, points []BestLast, amounts []string) error {
 	p.Y.Min = min(p.Y.Min, 0)
 	p.X.Min = min(p.X.Min, 0)
 	return writePNG(w, p)
+}
+
+// distinctGaps counts the distinct base gaps among points.
+func distinctGaps(points []Gain) int {
+	var xs []float64
+	for _, g := range points {
+		if !slices.Contains(xs, g.BaseGap.Mean) {
+			xs = append(xs, g.BaseGap.Mean)
+		}
+	}
+	return len(xs)
 }

@@ -188,7 +188,8 @@ type ClusterLine struct {
 	WithinDF int
 }
 
-// ErrCluster marks clusters a line cannot be fitted to.
+// ErrCluster marks a cluster without points; too few clusters, or all at
+// one gap, are FitLine's ErrFit.
 var ErrCluster = errors.New("no line")
 
 // FitClusters fits the line of gain against base gap on the clusters'
@@ -211,7 +212,7 @@ func FitClusters(cs []Cluster) (ClusterLine, error) {
 	}
 	l, err := FitLine(x, y)
 	if err != nil {
-		return ClusterLine{}, fmt.Errorf("%w over %d base models: %w", ErrCluster, len(cs), err)
+		return ClusterLine{}, fmt.Errorf("the averages of %d base model(s): %w", len(cs), err)
 	}
 	cl.Line = l
 	cl.Amounts = float64(len(cs)) / inv
