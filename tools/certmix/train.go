@@ -20,6 +20,8 @@ const trainExamples = `  # a CPU-sized LiResNet on Fashion-MNIST, 30% real / 70%
       --preset gloro-xs --depth 2 --width 16 --batch 64 --epochs 3 --test out/fashion-mnist-test --out runs/fm
   # resume after a stop
   certmix train ... --out runs/fm --resume
+  # choose best.safetensors on 1,000 held-out real training images, not on test images
+  certmix train ... --val 1000 --val-seed 0 --out runs/fm
 `
 
 func runTrain(ctx context.Context, args []string) error {
