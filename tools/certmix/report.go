@@ -99,6 +99,9 @@ func printPrediction(r *report.Report, gap float64, family, generated string, fr
 				p.Gain, gap, 100*level, p.Lo, p.Hi)
 		}
 		fmt.Printf("  from %s, fitted on the averages of %d base models (%d settings) at f = %g\n", p.Line.Equation(), p.Line.N, p.Line.Points, fraction)
+		if p.Line.Points > p.Line.N && generated == "" {
+			fmt.Println("  the interval is for a new base model's gain averaged over the sweep's amounts; --generated NAME predicts one amount")
+		}
 	}
 	return nil
 }
