@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -91,7 +92,8 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 	}
 	secs := []section{head,
 		{Title: "Clean and certified test accuracy (the paper's Tables 1-4)", Tables: []TextTable{r.MainTable()},
-			Text: []string{"ΔCert. is the best gain in certified accuracy of the row over its model without generated data."}},
+			Text: []string{"Each entry is the mean over the setting's finished seeds with its 95% interval in brackets: Student's t over seeds, or with one seed the Wilson interval of the accuracy on the test set's images (its binomial error only). A number in parentheses counts the seeds when fewer than the row's have finished. " +
+				"ΔCert. is the largest of the row's paired gains in certified accuracy over its base model (see Paired gains), \"n.s.\" when its interval covers 0; picking the largest of several columns is itself optimistic."}},
 		{Title: "Every cell", Tables: []TextTable{r.CellsTable()},
 			Text: []string{"Best epoch and best − last: certified accuracy on the training run's evaluation images, per epoch."}},
 	}
@@ -119,13 +121,32 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 	if err := plot(&fig4, "fraction.png", noData(done, func(b *bytes.Buffer) error { return PlotFraction(b, r.Table) })); err != nil {
 		return nil, err
 	}
+	fr := strconv.FormatFloat(r.Fraction, 'g', -1, 64)
 	fig3 := section{Title: "Gain against the base model's generalization gap (Fig. 3)",
-		Text: []string{"One point per cell with generated data: its base model's generalization gap and its gain in certified accuracy over that model. Least-squares line per family (the preset up to its first '-'); standard errors assume independent errors of one variance."}}
-	if err := plot(&fig3, "gain_vs_gap.png", noData(len(r.Gains), func(b *bytes.Buffer) error { return PlotGains(b, r.Gains, r.Fits) })); err != nil {
+		Text: []string{"One point per architecture configuration and amount of generated data at f = " + fr +
+			" (certmix report --fraction picks another): x is the base model's generalization gap (mean over its seeds), y the gain in certified accuracy over the base, computed per seed pair (same seed, same real-image order) and averaged; error bars are 95% intervals. " +
+			"The points of one base model share its errors, so the line of each family is fitted on the per-base averages (rings): its standard errors and the 95% prediction band (for a new base model's gain averaged over the amounts) count base models, not points. See docs/statistics.md."}}
+	if inf := r.InferredFamilies(); len(inf) > 0 {
+		fig3.Text = append(fig3.Text, "The sweep file names no family for "+strings.Join(inf, ", ")+": their family is taken as the preset up to its first '-'. Name families with family: in the sweep file's grids.")
+	}
+	if err := plot(&fig3, "gain_vs_gap.png", noData(len(r.Fits), func(b *bytes.Buffer) error { return PlotGains(b, r.Fits) })); err != nil {
 		return nil, err
 	}
+	if len(r.Fits) > 0 {
+		fig3.Tables = append(fig3.Tables, r.FitsTable())
+	} else if fs := r.fractionsRun(); len(fs) > 0 && !slices.Contains(fs, r.Fraction) {
+		var names []string
+		for _, f := range fs {
+			names = append(names, strconv.FormatFloat(f, 'g', -1, 64))
+		}
+		fig3.Text = append(fig3.Text, "The sweep has no cell at f = "+fr+"; it ran "+strings.Join(names, ", ")+": pick one with certmix report --fraction.")
+	}
+	pairs := section{Title: "Paired gains in certified accuracy",
+		Text: []string{"Each setting with generated data against its base model, seed by seed: the mean of the per-seed differences with Student's t interval over the seed pairs (one pair: Newcombe's interval from the two Wilson intervals on the test set). \"n.s.\" and \"no significant difference\": the 95% interval covers 0."}}
 	if len(r.Gains) > 0 {
-		fig3.Tables = append(fig3.Tables, r.FitsTable(), r.gainsTable())
+		pairs.Tables = append(pairs.Tables, r.GainsTable())
+	} else {
+		pairs.Text = append(pairs.Text, "No setting with generated data has finished together with its base yet.")
 	}
 	gaps := section{Title: "Generalization gaps without and with generated data (Fig. 3, right)", Tables: []TextTable{r.gapsTable()}}
 	if err := plot(&gaps, "gaps.png", noData(done, func(b *bytes.Buffer) error { return PlotGaps(b, r.Table) })); err != nil {
@@ -138,7 +159,7 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 		return nil, err
 	}
 	fig5 := section{Title: "Certified radii (Fig. 5)", SideBySide: true,
-		Text: []string{"Per row: the share of test images certified at radius ≥ r, correct (solid) and incorrect (dashed), for the model without generated data and the row's best with."}}
+		Text: []string{"Per row: the share of test images certified at radius ≥ r, correct (solid) and incorrect (dashed), for the model without generated data and the row's best column with, one seed (the same for both)."}}
 	for _, row := range r.Table.Rows {
 		runs, err := r.radiusRuns(row)
 		if err != nil {
@@ -155,25 +176,50 @@ func (r *Report) sections(png func(string, func(*bytes.Buffer) error) (bool, err
 		}
 		fig5.Images = append(fig5.Images, file)
 	}
-	return append(secs, fig4, fig3, gaps, fig6, fig5), nil
+	return append(secs, pairs, fig4, fig3, gaps, fig6, fig5), nil
 }
 
-// radiusRuns are the base model and the row's best cell with generated
-// data, for the radius plot.
+// fractionsRun are the generated fractions of the plan's cells, above 0,
+// in increasing order.
+func (r *Report) fractionsRun() []float64 {
+	var out []float64
+	for _, c := range r.Table.Columns {
+		if !slices.Contains(out, c.Fraction) {
+			out = append(out, c.Fraction)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// radiusRuns are, for the row's first seed finished both without and in
+// the row's best column, the base model and that cell, for the radius
+// plot; without such a pair, whichever of the two has a finished cell.
 func (r *Report) radiusRuns(row Row) ([]certifier.Run, error) {
+	var base, best *Result
+	var aux *Setting
+	if row.HasDelta {
+		aux = row.Aux[row.Best]
+	}
+	if row.Base.Finished() {
+		base = row.Base.Done[0]
+	}
+	if aux.Finished() {
+		best = aux.Done[0]
+		for _, a := range aux.Done {
+			if i := slices.IndexFunc(row.Base.Done, func(b *Result) bool { return b.Seed == a.Seed }); i >= 0 {
+				base, best = row.Base.Done[i], a
+				break
+			}
+		}
+	}
 	var runs []certifier.Run
-	if row.Base != nil && row.Base.Done {
-		res, err := row.Base.radii(r.Dir)
+	if base != nil {
+		res, err := base.radii(r.Dir)
 		if err != nil {
 			return nil, err
 		}
-		runs = append(runs, certifier.Run{Name: "no generated", Results: res})
-	}
-	var best *Result
-	for _, a := range row.Aux {
-		if a != nil && a.Done && (best == nil || a.Certified > best.Certified) {
-			best = a
-		}
+		runs = append(runs, certifier.Run{Name: fmt.Sprintf("no generated, seed %d", base.Seed), Results: res})
 	}
 	if best != nil {
 		res, err := best.radii(r.Dir)
@@ -184,7 +230,7 @@ func (r *Report) radiusRuns(row Row) ([]certifier.Run, error) {
 		if best.Generated != "" {
 			name = best.Generated + " " + name
 		}
-		runs = append(runs, certifier.Run{Name: name, Results: res})
+		runs = append(runs, certifier.Run{Name: fmt.Sprintf("%s, seed %d", name, best.Seed), Results: res})
 	}
 	return runs, nil
 }

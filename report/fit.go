@@ -108,3 +108,13 @@ func (l Line) Equation() string {
 	}
 	return fmt.Sprintf("gain = %.3g (± %.2g) + %.3g (± %.2g)·gap (n = %d)", l.Intercept, l.InterceptSE, l.Slope, l.SlopeSE, l.N)
 }
+
+// Equation writes the line as "gain = a (± se) + b (± se)·gap (G base
+// models, P settings)": its n counts the base models it was fitted on.
+func (l ClusterLine) Equation() string {
+	what := fmt.Sprintf("%d base models, %d settings", l.N, l.Points)
+	if math.IsNaN(l.SlopeSE) {
+		return fmt.Sprintf("gain = %.3g + %.3g·gap (%s)", l.Intercept, l.Slope, what)
+	}
+	return fmt.Sprintf("gain = %.3g (± %.2g) + %.3g (± %.2g)·gap (%s)", l.Intercept, l.InterceptSE, l.Slope, l.SlopeSE, what)
+}

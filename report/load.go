@@ -24,6 +24,9 @@ type Result struct {
 	// checkpoint, certified at Eps (certify's report.json).
 	Clean, Certified float64
 	Eps              float64
+	// Images is the number of test images certified (report.json's n),
+	// for the binomial interval of a single seed.
+	Images int
 	// Radii and CertifiedAt are the certified accuracies at several radii
 	// (certify's summary.json).
 	Radii, CertifiedAt []float64
@@ -70,7 +73,7 @@ func (r *Result) load(cd string) error {
 	if err != nil {
 		return fmt.Errorf("certify/report.json: %w", err)
 	}
-	r.Clean, r.Certified, r.Eps = 100*rep.CleanAccuracy, 100*rep.CertifiedAccuracy, rep.Eps
+	r.Clean, r.Certified, r.Eps, r.Images = 100*rep.CleanAccuracy, 100*rep.CertifiedAccuracy, rep.Eps, rep.N
 	s, err := rundir.ReadSummary(filepath.Join(cd, "certify"))
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)

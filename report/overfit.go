@@ -1,9 +1,13 @@
 package report
 
+import "certmix/rundir"
+
 // BestLast is one point of the paper's Fig. 6 (robust overfitting): how
 // many epochs before the end a cell's training run reached its best
 // certified accuracy, and how much better that was than the last epoch, in
-// points, on the run's evaluation images (certmix train --eval).
+// points, on the images that chose best.safetensors: the validation split
+// (certmix train --val) when the run has one, else the evaluation images of
+// the test set (--eval).
 type BestLast struct {
 	Cell      string
 	Generated string // empty: the base model
@@ -24,10 +28,11 @@ func BestVsLast(results []Result) []BestLast {
 		var b BestLast
 		found := false
 		for _, e := range r.History {
-			if e.TestCertified == nil {
+			sel, ok := selection(e)
+			if !ok {
 				continue
 			}
-			c := 100 * *e.TestCertified
+			c := 100 * sel
 			if !found || c > b.Best {
 				b.Best, b.BestEpoch = c, e.Epoch
 			}
@@ -41,4 +46,17 @@ func BestVsLast(results []Result) []BestLast {
 		out = append(out, b)
 	}
 	return out
+}
+
+// selection is the accuracy that chose the run's best checkpoint: on the
+// validation split when measured, else on the test images (as
+// trainer.Selection, without importing the trainer).
+func selection(e rundir.Epoch) (float64, bool) {
+	switch {
+	case e.ValCertified != nil:
+		return *e.ValCertified, true
+	case e.TestCertified != nil:
+		return *e.TestCertified, true
+	}
+	return 0, false
 }

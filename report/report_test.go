@@ -20,18 +20,15 @@ const knownFile = `
 name: known
 data: {real: r, test: t, generated: {1M: g1, 5M: g5}}
 grids:
-  - {preset: gloro-xs, fraction: [0, 0.7], generated: [1M, 5M], epochs: [800, 1600]}
-  - {preset: gloro-s, fraction: [0, 0.7], generated: [1M, 5M], epochs: 800}
+  - {preset: gloro-xs, family: gloro, fraction: [0, 0.7], generated: [1M, 5M], epochs: [800, 1600]}
+  - {preset: gloro-s, family: gloro, fraction: [0, 0.7], generated: [1M, 5M], epochs: 800}
   - {preset: lot-s, fraction: [0, 0.7], generated: 1M, epochs: [200, 400]}
 `
 
 // known are the cells' results: clean and certified test accuracy (%),
 // generalization gap (points) and the per-epoch certified accuracies of
 // the training run (fractions). Accuracies are from the paper's Table 2.
-var known = map[string]struct {
-	clean, cert, gap float64
-	epochs           []float64
-}{
+var known = map[string]cellResult{
 	"gloro-xs_e800_f0_s0":       {76.51, 63.44, 4, []float64{0.60, 0.64, 0.61, 0.63, 0.62}},
 	"gloro-xs_e800_f0.7_1M_s0":  {77.30, 65.29, 1.0, nil},
 	"gloro-xs_e800_f0.7_5M_s0":  {77.42, 65.57, 0.5, nil},
@@ -49,11 +46,24 @@ var known = map[string]struct {
 
 const eps = 36.0 / 255
 
+// cellResult is what a synthetic cell's files say: clean and certified
+// test accuracy (%), generalization gap (points) and the per-epoch
+// certified accuracies of the training run (fractions; nil: one epoch at
+// the certified accuracy).
+type cellResult struct {
+	clean, cert, gap float64
+	epochs           []float64
+}
+
 // knownSweep writes a sweep directory holding the known results in the
 // files certmix train and certify write.
-func knownSweep(t *testing.T) string {
+func knownSweep(t *testing.T) string { return writeSweep(t, knownFile, known) }
+
+// writeSweep prepares the sweep of file and writes the results of the
+// cells named in results (the others stay unfinished).
+func writeSweep(t *testing.T, file string, results map[string]cellResult) string {
 	t.Helper()
-	f, src, err := sweep.Parse([]byte(knownFile), func(string) (string, bool) { return "", false })
+	f, src, err := sweep.Parse([]byte(file), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +76,7 @@ func knownSweep(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, c := range p.Cells {
-		k, ok := known[c.Name]
+		k, ok := results[c.Name]
 		if !ok {
 			continue
 		}
@@ -117,14 +127,17 @@ func TestReportNumbers(t *testing.T) {
 	if u := r.Unfinished(); len(u) != 1 || u[0] != "gloro-s_e800_f0.7_5M_s0" {
 		t.Errorf("unfinished %v", u)
 	}
+	// One seed: each entry's interval is the Wilson interval on 10,000
+	// test images, ΔCert.'s Newcombe's (both worked out with z =
+	// 1.959963984540054 and the formulas of stats.go, then rounded).
 	main := r.MainTable()
-	wantHeader := "| architecture | epochs | no generated: clean | cert. | 1M: clean | cert. | 5M: clean | cert. | ΔCert. |"
+	wantHeader := "| architecture | epochs | seeds | no generated: clean | cert. | 1M: clean | cert. | 5M: clean | cert. | ΔCert. |"
 	wantRows := []string{
-		"| gloro-xs | 800 | 76.51 | 63.44 | 77.30 | 65.29 | 77.42 | 65.57 | +2.13 |",
-		"| gloro-xs | 1600 | 76.95 | 63.79 | 78.13 | 66.24 | 78.21 | 65.98 | +2.45 |",
-		"| gloro-s | 800 | 77.22 | 64.33 | 78.12 | 66.17 | – | – | +1.84 |",
-		"| lot-s | 200 | 76.60 | 63.45 | 79.19 | 65.81 | – | – | +2.36 |",
-		"| lot-s | 400 | 76.50 | 63.48 | 79.87 | 66.99 | – | – | +3.51 |",
+		"| gloro-xs | 800 | 1 | 76.51 [75.67, 77.33] | 63.44 [62.49, 64.38] | 77.30 [76.47, 78.11] | 65.29 [64.35, 66.22] | 77.42 [76.59, 78.23] | 65.57 [64.63, 66.50] | +2.13 [+0.80, +3.46] (5M) |",
+		"| gloro-xs | 1600 | 1 | 76.95 [76.11, 77.77] | 63.79 [62.84, 64.73] | 78.13 [77.31, 78.93] | 66.24 [65.31, 67.16] | 78.21 [77.39, 79.01] | 65.98 [65.05, 66.90] | +2.45 [+1.13, +3.77] (1M) |",
+		"| gloro-s | 800 | 1 | 77.22 [76.39, 78.03] | 64.33 [63.39, 65.26] | 78.12 [77.30, 78.92] | 66.17 [65.24, 67.09] | – | – | +1.84 [+0.52, +3.16] (1M) |",
+		"| lot-s | 200 | 1 | 76.60 [75.76, 77.42] | 63.45 [62.50, 64.39] | 79.19 [78.38, 79.97] | 65.81 [64.87, 66.73] | – | – | +2.36 [+1.03, +3.68] (1M) |",
+		"| lot-s | 400 | 1 | 76.50 [75.66, 77.32] | 63.48 [62.53, 64.42] | 79.87 [79.07, 80.64] | 66.99 [66.06, 67.90] | – | – | +3.51 [+2.19, +4.83] (1M) |",
 	}
 	md := main.Markdown()
 	if lines := strings.Split(strings.TrimSpace(md), "\n"); lines[0] != wantHeader || strings.Join(lines[2:], "\n") != strings.Join(wantRows, "\n") {
@@ -132,15 +145,18 @@ func TestReportNumbers(t *testing.T) {
 	}
 	// The numbers behind the formatting.
 	for i, d := range []float64{65.57 - 63.44, 66.24 - 63.79, 66.17 - 64.33, 65.81 - 63.45, 66.99 - 63.48} {
-		if row := r.Table.Rows[i]; !row.HasDelta || !near(row.DeltaCert, d, 1e-9) {
-			t.Errorf("row %s: ΔCert %v, want %v", row.Key, row.DeltaCert, d)
+		if row := r.Table.Rows[i]; !row.HasDelta || !near(row.DeltaCert.Mean, d, 1e-9) || row.DeltaCert.Kind != Newcombe {
+			t.Errorf("row %s: ΔCert %+v, want %v", row.Key, row.DeltaCert, d)
 		}
 	}
 	for _, res := range r.Results {
 		k, ok := known[res.Name]
-		if ok != res.Done || (ok && (!near(res.Clean, k.clean, 1e-9) || !near(res.Certified, k.cert, 1e-9) || !near(res.GeneralizationGap, k.gap, 1e-9))) {
+		if ok != res.Done || (ok && (!near(res.Clean, k.clean, 1e-9) || !near(res.Certified, k.cert, 1e-9) || !near(res.GeneralizationGap, k.gap, 1e-9) || res.Images != 10000)) {
 			t.Errorf("cell %s: done %v clean %v cert %v gap %v, want %+v", res.Name, res.Done, res.Clean, res.Certified, res.GeneralizationGap, k)
 		}
+	}
+	if inf := r.InferredFamilies(); len(inf) != 1 || inf[0] != "lot-s" {
+		t.Errorf("inferred families for %v, want lot-s", inf)
 	}
 	// Every cell, with the four radii and the best epoch.
 	cells := r.CellsTable().Markdown()
@@ -155,66 +171,68 @@ func TestReportNumbers(t *testing.T) {
 		}
 	}
 
-	// Fig. 3: gains against base gaps. gloro: (4, 1.85) (4, 2.13) (5, 2.45)
-	// (5, 2.19) (3, 1.84); x̄ = 4.2, ȳ = 2.092, Sxx = 2.8, Sxy = 0.708, so
-	// b = 0.708/2.8 = 177/700 and a = 2.092 - 4.2 b = 1.03; SSR =
-	// 0.0822571428..., s = √(SSR/3); SE(b) = s/√2.8, SE(a) = s √(1/5 +
-	// 4.2²/2.8). lot: (2.5, 2.36) (3.5, 3.51), the line through them.
+	// Fig. 3 at f = 0.7: gains against base gaps, one cluster per base.
+	// gloro: xs800 at x = 4 (1.85, 2.13; mean 1.99), xs1600 at 5 (2.45,
+	// 2.19; 2.32), s800 at 3 (1.84). On the means: x̄ = 4, ȳ = 2.05, Sxx =
+	// 2, Sxy = 0.48, b = 0.24, a = 1.09; residuals -0.06, 0.03, 0.03, SSR =
+	// 0.0054 on 1 df; SE(b) = s/√2, SE(a) = s√(1/3 + 16/2). Within: 2·0.14²
+	// + 2·0.13² = 0.073 on 2 df; clusters of 2, 2, 1 (harmonic mean 1.5).
+	// lot (family inferred from lot-s): two bases, the line through them.
 	if len(r.Gains) != 7 {
 		t.Fatalf("%d gains, want 7: %+v", len(r.Gains), r.Gains)
 	}
-	ssr := 0.08225714285714286
-	s := math.Sqrt(ssr / 3)
+	s := math.Sqrt(0.0054)
 	want := []struct {
 		family                         string
-		n                              int
+		n, points                      int
 		slope, intercept, slopeSE, aSE float64
+		within, amounts                float64
 	}{
-		{"gloro", 5, 177.0 / 700, 1.03, s / math.Sqrt(2.8), s * math.Sqrt(0.2+4.2*4.2/2.8)},
-		{"lot", 2, 1.15, -0.515, math.NaN(), math.NaN()},
+		{"gloro", 3, 5, 0.24, 1.09, s / math.Sqrt(2), s * math.Sqrt(1.0/3+8), 0.0365, 1.5},
+		{"lot", 2, 2, 1.15, -0.515, math.NaN(), math.NaN(), math.NaN(), 1},
 	}
 	if len(r.Fits) != 2 {
 		t.Fatalf("%d fits, want 2", len(r.Fits))
 	}
 	for i, w := range want {
 		f := r.Fits[i]
-		if f.Family != w.family || f.Err != nil || f.Line.N != w.n || !near(f.Line.Slope, w.slope, 1e-9) || !near(f.Line.Intercept, w.intercept, 1e-9) ||
-			!near(f.Line.SlopeSE, w.slopeSE, 1e-9) || !near(f.Line.InterceptSE, w.aSE, 1e-9) {
-			t.Errorf("fit %s: %+v (%v), want %+v", w.family, f.Line, f.Err, w)
+		l := f.Line
+		if f.Family != w.family || f.Err != nil || l.N != w.n || l.Points != w.points || !near(l.Slope, w.slope, 1e-9) || !near(l.Intercept, w.intercept, 1e-9) ||
+			!near(l.SlopeSE, w.slopeSE, 1e-9) || !near(l.InterceptSE, w.aSE, 1e-9) || !near(l.Within, w.within, 1e-9) || !near(l.Amounts, w.amounts, 1e-12) {
+			t.Errorf("fit %s: %+v (%v), want %+v", w.family, l, f.Err, w)
 		}
 	}
-	// The standard errors, worked out in exact fractions then rounded.
-	if g := r.Fits[0].Line; !near(g.SlopeSE, 0.09895714732551016, 1e-12) || !near(g.InterceptSE, 0.4221656185951309, 1e-12) {
-		t.Errorf("gloro SEs %v %v", g.SlopeSE, g.InterceptSE)
-	}
 
-	// The prediction at a base gap of 6 points: ŷ = 1.03 + 6 b, 95%
-	// interval ŷ ± t(0.975; 3) s √(1 + 1/5 + 1.8²/2.8), t(0.975; 3) =
-	// 3.182446305284263.
-	ps, err := Predict(r.Gains, 6, "gloro", "", 0.95)
+	// The prediction at a base gap of 6 points: ŷ = 1.09 + 6·0.24 = 2.53,
+	// 95% interval ŷ ± t(0.975; 1)·s·√(1 + 1/3 + 2²/2), t(0.975; 1) =
+	// 12.706204736174707.
+	ps, err := Predict(r.Gains, 6, "gloro", "", 0.7, 0.95)
 	if err != nil {
 		t.Fatal(err)
 	}
-	half := 3.182446305284263 * s * math.Sqrt(1.2+1.8*1.8/2.8)
-	yhat := 1.03 + 6*177.0/700
-	if p := ps[0]; len(ps) != 1 || !near(p.Gain, yhat, 1e-9) || !near(p.Lo, yhat-half, 1e-9) || !near(p.Hi, yhat+half, 1e-9) || p.Err != nil {
-		t.Errorf("prediction %+v, want %v in [%v, %v]", ps, yhat, yhat-half, yhat+half)
+	half := 12.706204736174707 * s * math.Sqrt(1+1.0/3+2)
+	if p := ps[0]; len(ps) != 1 || !near(p.Gain, 2.53, 1e-9) || !near(p.Lo, 2.53-half, 1e-9) || !near(p.Hi, 2.53+half, 1e-9) || p.Err != nil {
+		t.Errorf("prediction %+v, want 2.53 in [%v, %v]", ps, 2.53-half, 2.53+half)
 	}
-	if !near(yhat-half, 1.7380838076749636, 1e-9) || !near(yhat+half, 3.3562019066107505, 1e-9) {
-		t.Errorf("hand values disagree: %v ± %v", yhat, half)
+	if !near(half, 1.7047162515669854, 1e-9) {
+		t.Errorf("hand half-width %v", half)
 	}
-	// All families: lot's two points give a gain but no interval.
-	ps, err = Predict(r.Gains, 6, "", "", 0.95)
+	// All families: lot's two bases give a gain but no interval.
+	ps, err = Predict(r.Gains, 6, "", "", 0.7, 0.95)
 	if err != nil || len(ps) != 2 || ps[1].Family != "lot" || !near(ps[1].Gain, -0.515+6*1.15, 1e-9) || !errors.Is(ps[1].Err, ErrNoInterval) {
 		t.Errorf("predictions %+v, %v", ps, err)
 	}
-	// Only the 5M cells: gloro (4, 2.13) (5, 2.19), slope 0.06.
-	ps, err = Predict(r.Gains, 6, "gloro", "5M", 0.95)
+	// Only the 5M settings: gloro (4, 2.13) (5, 2.19), slope 0.06.
+	ps, err = Predict(r.Gains, 6, "gloro", "5M", 0.7, 0.95)
 	if err != nil || !near(ps[0].Line.Slope, 0.06, 1e-9) || !near(ps[0].Gain, 2.13+2*0.06, 1e-9) || ps[0].Err == nil {
 		t.Errorf("5M prediction %+v, %v", ps, err)
 	}
-	if _, err := Predict(r.Gains, 6, "sortnet", "", 0.95); !errors.Is(err, ErrNoFit) {
+	if _, err := Predict(r.Gains, 6, "sortnet", "", 0.7, 0.95); !errors.Is(err, ErrNoFit) {
 		t.Errorf("unknown family: err = %v, want ErrNoFit", err)
+	}
+	// No cell at f = 0.3: no line there.
+	if _, err := Predict(r.Gains, 6, "", "", 0.3, 0.95); !errors.Is(err, ErrNoFit) {
+		t.Errorf("fraction 0.3: err = %v, want ErrNoFit", err)
 	}
 
 	// Fig. 6: the base xs800 run was best at epoch 1 (64%) and ended at
@@ -242,11 +260,14 @@ func TestReportWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "report")
+	if d := os.Getenv("CERTMIX_REPORT_KEEP"); d != "" {
+		out = d // to look at the plots
+	}
 	files, err := r.Write(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pngs := []string{"fraction.png", "gain_vs_gap.png", "gaps.png", "best_last.png", "radius_cdf_gloro-xs_e800_s0.png", "radius_cdf_lot-s_e400_s0.png"}
+	pngs := []string{"fraction.png", "gain_vs_gap.png", "gaps.png", "best_last.png", "radius_cdf_gloro-xs_e800.png", "radius_cdf_lot-s_e400.png"}
 	for _, name := range pngs {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
@@ -261,13 +282,14 @@ func TestReportWrite(t *testing.T) {
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	html, _ := os.ReadFile(filepath.Join(out, "report.html"))
-	for _, want := range append([]string{"# Sweep known", "| gloro-xs | 800 | 76.51 | 63.44 | 77.30 | 65.29 | 77.42 | 65.57 | +2.13 |",
-		"| gloro | 5 | 0.253 | 0.099 | 1.030 | 0.422 |"}, pngs...) {
+	for _, want := range append([]string{"# Sweep known", "| gloro-xs | 800 | 1 | 76.51 [75.67, 77.33] | 63.44 [62.49, 64.38] |", "| gloro-xs_e800_f0.7_1M | gloro-xs_e800_f0 | gloro | 1 | 4.00 | +1.85 [+0.52, +3.18] | Newcombe | gain |",
+		"no family for lot-s",
+		"| gloro | 0.7 | 3 | 5 | 0.240 | 0.052 | 1.090 | 0.212 | 0.073 | 0.191 |"}, pngs...) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, want := range []string{"<td>&#43;2.13</td>", `<img src="gain_vs_gap.png"`, `class="row"`, "<h2>Certified radii (Fig. 5)</h2>"} {
+	for _, want := range []string{"<td>&#43;2.13 [&#43;0.80, &#43;3.46] (5M)</td>", `<img src="gain_vs_gap.png"`, `class="row"`, "<h2>Certified radii (Fig. 5)</h2>"} {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("report.html lacks %q", want)
 		}

@@ -36,48 +36,97 @@ func signed(v float64) string { return fmt.Sprintf("%+.2f", v) }
 
 const missing = "–"
 
-// MainTable is the paper's layout of [Table] in percent.
+// interval formats an estimate with its interval, "63.44 [62.49, 64.38]";
+// without an interval just the estimate, without an estimate "–".
+func interval(in Interval) string {
+	switch {
+	case math.IsNaN(in.Mean):
+		return missing
+	case in.Kind == NoInterval:
+		return pct(in.Mean)
+	}
+	return fmt.Sprintf("%.2f [%.2f, %.2f]", in.Mean, in.Lo, in.Hi)
+}
+
+// signedInterval formats a difference with its interval, "+1.85 [+0.52,
+// +3.18]", and "n.s." when the interval covers 0.
+func signedInterval(in Interval) string {
+	switch {
+	case math.IsNaN(in.Mean):
+		return missing
+	case in.Kind == NoInterval:
+		return signed(in.Mean)
+	}
+	s := fmt.Sprintf("%+.2f [%+.2f, %+.2f]", in.Mean, in.Lo, in.Hi)
+	if !in.Significant() {
+		s += " n.s."
+	}
+	return s
+}
+
+// verdict says what a difference's interval supports.
+func verdict(in Interval) string {
+	switch {
+	case math.IsNaN(in.Mean):
+		return missing
+	case in.Kind == NoInterval:
+		return "no interval"
+	case !in.Significant():
+		return "no significant difference"
+	case in.Mean > 0:
+		return "gain"
+	}
+	return "loss"
+}
+
+// MainTable is the paper's layout of [Table] in percent: each entry the
+// mean over the setting's finished seeds with its 95% interval (t over
+// seeds; one seed: the Wilson interval of the test set), followed by the
+// number of seeds in parentheses where fewer than the row's have
+// finished; ΔCert. is the row's largest paired gain.
 func (r *Report) MainTable() TextTable {
 	t := r.Table
-	vary := map[string]bool{}
+	varySchedule := false
 	for _, row := range t.Rows {
-		vary["schedule"] = vary["schedule"] || row.Schedule != t.Rows[0].Schedule
-		vary["seed"] = vary["seed"] || row.Seed != t.Rows[0].Seed
+		varySchedule = varySchedule || row.Schedule != t.Rows[0].Schedule
 	}
 	h := []string{"architecture", "epochs"}
-	if vary["schedule"] {
+	if varySchedule {
 		h = append(h, "schedule")
 	}
-	if vary["seed"] {
-		h = append(h, "seed")
-	}
-	h = append(h, "no generated: clean", "cert.")
+	h = append(h, "seeds", "no generated: clean", "cert.")
 	for _, c := range t.Columns {
 		h = append(h, c.Label+": clean", "cert.")
 	}
 	h = append(h, "ΔCert.")
 	tt := TextTable{Header: h}
-	entry := func(res *Result) []string {
-		if res == nil || !res.Done {
-			return []string{missing, missing}
-		}
-		return []string{pct(res.Clean), pct(res.Certified)}
-	}
 	for _, row := range t.Rows {
+		entry := func(s *Setting) []string {
+			if !s.Finished() {
+				return []string{missing, missing}
+			}
+			clean, cert := interval(s.Clean), interval(s.Certified)
+			if len(s.Done) < len(row.Seeds) {
+				n := fmt.Sprintf(" (%d)", len(s.Done))
+				clean, cert = clean+n, cert+n
+			}
+			return []string{clean, cert}
+		}
 		line := []string{row.Arch, strconv.Itoa(row.Epochs)}
-		if vary["schedule"] {
+		if varySchedule {
 			line = append(line, row.Schedule)
 		}
-		if vary["seed"] {
-			line = append(line, strconv.FormatUint(row.Seed, 10))
-		}
+		line = append(line, strconv.Itoa(len(row.Seeds)))
 		line = append(line, entry(row.Base)...)
 		for _, a := range row.Aux {
 			line = append(line, entry(a)...)
 		}
 		d := missing
 		if row.HasDelta {
-			d = signed(row.DeltaCert)
+			d = signedInterval(row.DeltaCert)
+			if len(t.Columns) > 1 {
+				d += " (" + t.Columns[row.Best].Label + ")"
+			}
 		}
 		tt.Rows = append(tt.Rows, append(line, d))
 	}
@@ -131,31 +180,38 @@ func (r *Report) CellsTable() TextTable {
 	return tt
 }
 
-// FitsTable gives each family's line with standard errors.
+// FitsTable gives each family's line, fitted on the per-base averages,
+// with standard errors that count base models.
 func (r *Report) FitsTable() TextTable {
-	tt := TextTable{Header: []string{"family", "cells", "slope", "± SE", "intercept", "± SE", "residual SE"}}
-	se := func(v float64) string {
+	tt := TextTable{Header: []string{"family", "fraction", "base models", "points", "slope", "± SE", "intercept", "± SE", "residual SE", "within-base SD"}}
+	num := func(v float64) string {
 		if math.IsNaN(v) {
 			return missing
 		}
 		return fmt.Sprintf("%.3f", v)
 	}
 	for _, f := range r.Fits {
+		fr := strconv.FormatFloat(f.Fraction, 'g', -1, 64)
 		if f.Err != nil {
-			tt.Rows = append(tt.Rows, []string{f.Family, "", f.Err.Error(), "", "", "", ""})
+			tt.Rows = append(tt.Rows, []string{f.Family, fr, "", strconv.Itoa(len(f.Points)), f.Err.Error(), "", "", "", "", ""})
 			continue
 		}
 		l := f.Line
-		tt.Rows = append(tt.Rows, []string{f.Family, strconv.Itoa(l.N), fmt.Sprintf("%.3f", l.Slope), se(l.SlopeSE),
-			fmt.Sprintf("%.3f", l.Intercept), se(l.InterceptSE), se(l.S)})
+		tt.Rows = append(tt.Rows, []string{f.Family, fr, strconv.Itoa(l.N), strconv.Itoa(l.Points), num(l.Slope), num(l.SlopeSE),
+			num(l.Intercept), num(l.InterceptSE), num(l.S), num(math.Sqrt(l.Within))})
 	}
 	return tt
 }
 
-func (r *Report) gainsTable() TextTable {
-	tt := TextTable{Header: []string{"cell", "base", "base gen. gap", "Δ cert."}}
+// GainsTable gives every paired comparison of a setting with generated
+// data against its base: the seed pairs, the base's generalization gap
+// and the gain in certified accuracy with its interval and what it
+// supports.
+func (r *Report) GainsTable() TextTable {
+	tt := TextTable{Header: []string{"setting", "base", "family", "seed pairs", "base gen. gap", "Δ cert.", "interval", "verdict"}}
 	for _, g := range r.Gains {
-		tt.Rows = append(tt.Rows, []string{g.Cell, g.Base, pct(g.BaseGap), signed(g.Gain)})
+		tt.Rows = append(tt.Rows, []string{g.Setting, g.Base, g.Family, strconv.Itoa(g.Gain.N), interval(g.BaseGap), signedInterval(g.Gain),
+			string(g.Gain.Kind), verdict(g.Gain)})
 	}
 	return tt
 }
@@ -166,11 +222,11 @@ func (r *Report) gapsTable() TextTable {
 		h = append(h, c.Label)
 	}
 	tt := TextTable{Header: h}
-	gap := func(res *Result) string {
-		if res == nil || !res.Done {
+	gap := func(s *Setting) string {
+		if !s.Finished() {
 			return missing
 		}
-		return pct(res.GeneralizationGap)
+		return interval(s.Gap)
 	}
 	for _, row := range r.Table.Rows {
 		line := []string{row.Arch, strconv.Itoa(row.Epochs), gap(row.Base)}

@@ -11,6 +11,7 @@
 //	prev.safetensors   the one before it, kept in case last is damaged
 //	best.safetensors   the checkpoint of the best selection accuracy so far
 //	metrics.jsonl      one [Epoch] per line
+//	val.json           the validation split held out of training ([Val]), if any
 //
 // and a certification directory holds
 //

@@ -29,8 +29,13 @@ import (
 // block is one record batch of a dataset.
 type block struct {
 	shard, batch int
-	rows         int64
-	start        int64 // index of its first row in the dataset, in shard order
+	// rows counts the rows drawn from: all of the record batch's, or those
+	// keep lists when some are held out.
+	rows  int64
+	start int64 // index of its first row in the dataset, in shard order
+	// keep lists the record batch's rows that may be drawn, in order, when
+	// some of its rows are excluded (Source.Exclude); nil: all.
+	keep []int32
 }
 
 // layout is how one cycle deals a source's blocks into groups.
@@ -41,11 +46,15 @@ type layout struct {
 	blockStart [][]int64
 }
 
-// order computes the draws of one source.
+// order computes the draws of one source. Rows a source excludes are not
+// in its blocks: the cycle runs over the rows left, so a cycle without
+// replacement still draws each of them exactly once.
 type order struct {
-	seed         uint64
-	src          uint64
-	rows         int64
+	seed uint64
+	src  uint64
+	// rows counts the rows drawn from (the cycle's length), total the
+	// dataset's rows, excluded ones included.
+	rows, total  int64
 	blocks       []block
 	maxBlockRows int64
 	group        int
@@ -56,21 +65,38 @@ type order struct {
 	perms   map[[2]int64][]int32
 }
 
-func newOrder(seed uint64, src int, m *shards.Manifest, group int, replacement bool) *order {
-	o := &order{seed: seed, src: uint64(src), rows: m.Rows, group: group, replacement: replacement,
+// newOrder lays out the draws of a source of manifest m; exclude holds the
+// rows (in shard order, sorted, distinct, in range) never drawn.
+func newOrder(seed uint64, src int, m *shards.Manifest, group int, replacement bool, exclude []int64) *order {
+	o := &order{seed: seed, src: uint64(src), total: m.Rows, group: group, replacement: replacement,
 		layouts: map[int64]*layout{}, perms: map[[2]int64][]int32{}}
 	var start int64
 	for i, s := range m.Shards {
 		for j, b := range s.Batches {
-			o.blocks = append(o.blocks, block{shard: i, batch: j, rows: b.Rows, start: start})
+			blk := block{shard: i, batch: j, rows: b.Rows, start: start}
 			o.maxBlockRows = max(o.maxBlockRows, b.Rows)
+			if len(exclude) > 0 && exclude[0] < start+b.Rows {
+				for r := range int32(b.Rows) {
+					if len(exclude) > 0 && exclude[0] == start+int64(r) {
+						exclude = exclude[1:]
+						continue
+					}
+					blk.keep = append(blk.keep, r)
+				}
+				blk.rows = int64(len(blk.keep))
+			}
 			start += b.Rows
+			if blk.rows > 0 {
+				o.blocks = append(o.blocks, blk)
+				o.rows += blk.rows
+			}
 		}
 	}
 	return o
 }
 
-// draw is one image drawn from a source: block index and row within it.
+// draw is one image drawn from a source: block index and row within its
+// record batch.
 type draw struct {
 	block int
 	row   int
@@ -90,7 +116,12 @@ func (o *order) at(p int64) draw {
 	}
 	k, _ := slices.BinarySearch(l.blockStart[g], r+1)
 	k--
-	return draw{block: l.blocks[g][k], row: int(r - l.blockStart[g][k])}
+	b := l.blocks[g][k]
+	row := int(r - l.blockStart[g][k])
+	if keep := o.blocks[b].keep; keep != nil {
+		row = int(keep[row])
+	}
+	return draw{block: b, row: row}
 }
 
 // groupBlocks returns the blocks of the group that holds position p.

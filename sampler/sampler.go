@@ -18,6 +18,11 @@ type Source struct {
 	Dataset     *shards.Dataset // an open dataset; overrides URL
 	Fraction    float64         // share of every batch
 	Replacement bool            // draw with replacement (the paper's rule for generated data)
+	// Exclude lists rows (indices in shard order, as [Holdout] returns
+	// them) that are never drawn: a validation split held out of training.
+	// The source's cycle (and, for the first source, the epoch) runs over
+	// the rows left; quotas are unchanged.
+	Exclude []int64
 }
 
 // Config describes a stream of mixed batches. The first source is the real
@@ -77,6 +82,7 @@ type Iterator struct {
 	oh, ow   int
 	cache    *cache
 	sums     []string // manifest checksums, for the state
+	excluded []string // checksums of the sources' excluded rows, for the state
 	stepsPer int64
 
 	step      int64 // next step Next returns
@@ -126,9 +132,14 @@ func New(ctx context.Context, cfg Config, state *State) (*Iterator, error) {
 			return nil, fmt.Errorf("source %d (%s): %dx%dx%d images in %d classes, source 0 has %dx%dx%d in %d: datasets must agree",
 				i, d, m.Height, m.Width, m.Channels, m.Classes, it.shape.Height, it.shape.Width, it.shape.Channels, it.shape.Classes)
 		}
+		exclude, err := checkExclude(s.Exclude, m.Rows)
+		if err != nil {
+			return nil, fmt.Errorf("source %d (%s): %w", i, d, err)
+		}
 		it.sets = append(it.sets, d)
-		it.orders = append(it.orders, newOrder(cfg.Seed, i, m, cfg.GroupBlocks, s.Replacement))
+		it.orders = append(it.orders, newOrder(cfg.Seed, i, m, cfg.GroupBlocks, s.Replacement, exclude))
 		it.sums = append(it.sums, manifestSum(m))
+		it.excluded = append(it.excluded, excludeSum(exclude))
 		fractions[i] = s.Fraction
 	}
 	var err error
@@ -141,7 +152,7 @@ func New(ctx context.Context, cfg Config, state *State) (*Iterator, error) {
 	it.stepsPer = cfg.StepsPerEpoch
 	if it.stepsPer <= 0 {
 		global := int64(cfg.Batch * cfg.WorldSize)
-		it.stepsPer = (it.sets[0].Manifest.Rows + global - 1) / global
+		it.stepsPer = (it.orders[0].rows + global - 1) / global
 	}
 	// The cache must hold, per source, the group being drawn from and the
 	// next one being fetched ahead; less would refetch a block for nearly

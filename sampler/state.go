@@ -27,6 +27,9 @@ type SourceState struct {
 	Manifest    string  `json:"manifest_xxh64"`
 	Fraction    float64 `json:"fraction"`
 	Replacement bool    `json:"replacement"`
+	// Excluded is the checksum of the rows the source holds out
+	// (Source.Exclude); empty when none.
+	Excluded string `json:"excluded_xxh64,omitempty"`
 }
 
 // State returns the state after the last batch returned by Next.
@@ -34,7 +37,7 @@ func (it *Iterator) State() State {
 	st := State{Seed: it.cfg.Seed, Step: it.step, Epoch: it.step / it.stepsPer, Batch: it.cfg.Batch,
 		Rank: it.cfg.Rank, WorldSize: it.cfg.WorldSize}
 	for i, s := range it.cfg.Sources {
-		st.Sources = append(st.Sources, SourceState{Manifest: it.sums[i], Fraction: s.Fraction, Replacement: s.Replacement})
+		st.Sources = append(st.Sources, SourceState{Manifest: it.sums[i], Fraction: s.Fraction, Replacement: s.Replacement, Excluded: it.excluded[i]})
 	}
 	return st
 }
@@ -49,8 +52,8 @@ func (it *Iterator) resume(st *State) error {
 	}
 	for i := range st.Sources {
 		a, b := st.Sources[i], cur.Sources[i]
-		if a.Manifest != b.Manifest || a.Replacement != b.Replacement || math.Abs(a.Fraction-b.Fraction) > 1e-9 {
-			return fmt.Errorf("sampler: resume state source %d is %+v, the configuration has %+v (another dataset or fraction)", i, st.Sources[i], cur.Sources[i])
+		if a.Manifest != b.Manifest || a.Replacement != b.Replacement || math.Abs(a.Fraction-b.Fraction) > 1e-9 || a.Excluded != b.Excluded {
+			return fmt.Errorf("sampler: resume state source %d is %+v, the configuration has %+v (another dataset, fraction or held-out split)", i, st.Sources[i], cur.Sources[i])
 		}
 	}
 	if st.Step < 0 {

@@ -27,7 +27,7 @@ func (s *Stats) Fraction(i int) float64 {
 func (it *Iterator) newStats(epoch int64) *Stats {
 	s := &Stats{Epoch: epoch, Drawn: make([]int64, len(it.orders)), Unique: make([]int64, len(it.orders))}
 	for _, o := range it.orders {
-		s.seen = append(s.seen, make([]uint64, (o.rows+63)/64))
+		s.seen = append(s.seen, make([]uint64, (o.total+63)/64))
 	}
 	return s
 }

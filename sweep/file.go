@@ -42,9 +42,28 @@ type File struct {
 	// Checkpoint is the checkpoint certified: "last" (default) or "best"
 	// (the epoch of best certified accuracy on the training run's
 	// evaluation images).
-	Checkpoint string    `yaml:"checkpoint"`
-	Grids      []Grid    `yaml:"grids"`
-	Slurm      Resources `yaml:"slurm"`
+	Checkpoint string `yaml:"checkpoint"`
+	// Val is the number of real training images every cell holds out of
+	// training as its validation split (certmix train --val), which
+	// chooses best.safetensors instead of test images; the split depends
+	// on the real set and val_seed alone, so every cell holds out the same
+	// images. Absent: [DefaultVal]; 0: none.
+	Val     *int      `yaml:"val"`
+	ValSeed uint64    `yaml:"val_seed"`
+	Grids   []Grid    `yaml:"grids"`
+	Slurm   Resources `yaml:"slurm"`
+}
+
+// DefaultVal is the validation split of a sweep file that names none:
+// 1,000 images, 10% of the study's 10,000 real training images.
+const DefaultVal = 1000
+
+// ValImages is the validation split the file's cells hold out.
+func (f *File) ValImages() int {
+	if f.Val == nil {
+		return DefaultVal
+	}
+	return *f.Val
 }
 
 // Data names the datasets of a sweep by URL (local path or s3://).
@@ -64,6 +83,13 @@ type Grid struct {
 	// report; it tells apart two grids of one preset with other Train.
 	Label  string       `yaml:"label"`
 	Preset List[string] `yaml:"preset"`
+	// Family names the architecture family of the grid's cells: the
+	// report fits one line of gain against generalization gap per family
+	// (the paper's Fig. 3: one per architecture, sizes pooled). Give
+	// presets that are different architectures (sortnet-hinge and
+	// linfdist, say) grids of their own. Without it the report falls back
+	// to the preset up to its first '-' and says so.
+	Family string `yaml:"family"`
 	// Fraction is the share of generated images in every batch; 0 is the
 	// base model without generated data, the same cell for every amount.
 	Fraction List[float64] `yaml:"fraction"`
@@ -214,7 +240,7 @@ var word = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
 // owned are the train flags that the axes and the sweep set.
 var owned = map[string]string{"real": "data.real", "generated": "the generated axis", "fraction": "the fraction axis",
 	"preset": "the preset axis", "epochs": "the epochs axis", "seed": "the seed axis", "schedule": "the schedule axis",
-	"resume": "the sweep", "out": "the sweep", "test": "data.test"}
+	"resume": "the sweep", "out": "the sweep", "test": "data.test", "val": "val:", "val-seed": "val_seed:"}
 
 func (f *File) check() error {
 	if f.Name != "" && !word.MatchString(f.Name) {
@@ -227,6 +253,9 @@ func (f *File) check() error {
 		if !word.MatchString(g.Name) || g.URL == "" {
 			return fmt.Errorf("data.generated: %q: want a name of letters, digits, '.', '+' and '-' and a dataset", g.Name)
 		}
+	}
+	if f.Val != nil && *f.Val < 0 {
+		return fmt.Errorf("val %d: want a number of images, 0 for none", *f.Val)
 	}
 	switch f.Checkpoint {
 	case "", "last", "best":
@@ -270,6 +299,9 @@ func checkFlags(where string, flags Flags) error {
 func (g Grid) check(f *File) error {
 	if g.Label != "" && !word.MatchString(g.Label) {
 		return fmt.Errorf("label %q: use letters, digits, '.', '+' and '-'", g.Label)
+	}
+	if g.Family != "" && !word.MatchString(g.Family) {
+		return fmt.Errorf("family %q: use letters, digits, '.', '+' and '-'", g.Family)
 	}
 	if len(g.Preset) == 0 || len(g.Epochs) == 0 || len(g.Fraction) == 0 {
 		return errors.New("preset, fraction and epochs are required")

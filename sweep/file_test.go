@@ -18,6 +18,7 @@ train: {depth: 2, width: 16, lr: 1e-3}
 certify: {eps: 0.1411764705882353}
 grids:
   - preset: [gloro-xs, gloro-s]
+    family: gloro
     fraction: [0, 0.7]
     generated: [1M, 5M]
     epochs: [800, 1600]
@@ -80,6 +81,9 @@ func TestParseRefusals(t *testing.T) {
 		{"flag the sweep sets", base + "train: {fraction: 0.5}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "train.fraction is set by the fraction axis"},
 		{"flag with dashes", base + "train: {--depth: 2}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "without dashes"},
 		{"certify flag the sweep sets", base + "certify: {checkpoint: x}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "certify.checkpoint"},
+		{"negative val", base + "val: -1\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "val -1"},
+		{"val as a train flag", base + "train: {val: 5}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "train.val is set by val:"},
+		{"bad family name", base + "grids: [{preset: p, family: a b, fraction: 0, epochs: 1}]", `family "a b"`},
 		{"bad preset name", base + "grids: [{preset: a/b, fraction: 0, epochs: 1}]", `preset "a/b"`},
 		{"bad checkpoint", base + "checkpoint: first\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "checkpoint \"first\""},
 		{"unset variable", "data: {real: ${NOPE}, test: t}\ngrids: [{preset: p, fraction: 0, epochs: 1}]", "${NOPE} is not set"},

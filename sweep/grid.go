@@ -22,6 +22,11 @@ type Cell struct {
 	Generated string  `json:"generated,omitempty"`
 	Seed      uint64  `json:"seed"`
 	Schedule  string  `json:"schedule,omitempty"`
+	// Family names the cell's architecture family for the report's line of
+	// gain against generalization gap (the grid's family:), or is empty. It
+	// labels results and does not change the run, so it is kept in
+	// plan.json (Plan.Families), not in cell.json.
+	Family string `json:"-"`
 	// The datasets, as URLs with local paths made absolute.
 	Real          string `json:"real"`
 	Test          string `json:"test"`
@@ -48,11 +53,12 @@ func (c Cell) Arch() string {
 	return c.Preset
 }
 
-// Family groups cells for the line fit of gain against generalization gap
-// (the paper's Fig. 3 has one line per architecture, sizes pooled): the
-// preset up to its first '-', e.g. gloro for gloro-xs and gloro-l.
-func (c Cell) Family() string {
-	f, _, _ := strings.Cut(c.Preset, "-")
+// PresetFamily is the family a cell falls back to when its grid names
+// none (sweep directories made before grids had family:): the preset up to
+// its first '-', e.g. gloro for gloro-xs. It cannot tell sortnet-hinge
+// from SortNet or two LOT schedules apart; sweep files name families.
+func PresetFamily(preset string) string {
+	f, _, _ := strings.Cut(preset, "-")
 	return f
 }
 
@@ -103,6 +109,9 @@ func Expand(f *File, dir string) ([]Cell, error) {
 			train = Flags{}
 		}
 		maps.Copy(train, g.Train)
+		if n := f.ValImages(); n > 0 {
+			train["val"], train["val-seed"] = strconv.Itoa(n), strconv.FormatUint(f.ValSeed, 10)
+		}
 		amounts := []string(g.Generated)
 		if len(amounts) == 0 && len(f.Data.Generated) == 1 {
 			amounts = []string{f.Data.Generated[0].Name}
@@ -118,7 +127,7 @@ func Expand(f *File, dir string) ([]Cell, error) {
 							}
 							for _, gen := range gens {
 								c := Cell{Label: g.Label, Preset: preset, Epochs: epochs, Fraction: fraction, Generated: gen,
-									Seed: seed, Schedule: schedule, Real: abs(f.Data.Real), Test: abs(f.Data.Test), Checkpoint: checkpoint}
+									Seed: seed, Schedule: schedule, Family: g.Family, Real: abs(f.Data.Real), Test: abs(f.Data.Test), Checkpoint: checkpoint}
 								if gen != "" {
 									u, _ := f.Data.Generated.URL(gen)
 									c.GeneratedData = abs(u)

@@ -34,12 +34,12 @@ func TestExpand(t *testing.T) {
 	}
 	base, mixed, labelled := cells[0], cells[2], cells[13]
 	wantTrain := []string{"--real", "/work/out/real", "--fraction", "0", "--preset", "gloro-xs", "--epochs", "800", "--seed", "0",
-		"--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--width", "16"}
+		"--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "16"}
 	if !slices.Equal(base.Train, wantTrain) {
 		t.Errorf("base cell's train flags\n%q\nwant\n%q", base.Train, wantTrain)
 	}
 	wantTrain = []string{"--real", "/work/out/real", "--generated", "/work/out/gen-5m", "--fraction", "0.7", "--preset", "gloro-xs",
-		"--epochs", "800", "--seed", "0", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--width", "16"}
+		"--epochs", "800", "--seed", "0", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "16"}
 	if !slices.Equal(mixed.Train, wantTrain) {
 		t.Errorf("mixed cell's train flags\n%q\nwant\n%q", mixed.Train, wantTrain)
 	}
@@ -47,7 +47,7 @@ func TestExpand(t *testing.T) {
 		t.Errorf("an s3:// URL was changed: %q", cells[1].GeneratedData)
 	}
 	wantTrain = []string{"--real", "/work/out/real", "--generated", "/work/out/gen-5m", "--fraction", "0.7", "--preset", "gloro-xs",
-		"--epochs", "3", "--seed", "2", "--schedule", "cosine", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--width", "8"}
+		"--epochs", "3", "--seed", "2", "--schedule", "cosine", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "8"}
 	if !slices.Equal(labelled.Train, wantTrain) {
 		t.Errorf("the grid's train flags are not merged over the file's\n%q\nwant\n%q", labelled.Train, wantTrain)
 	}
@@ -58,8 +58,17 @@ func TestExpand(t *testing.T) {
 	if mixed.Row() != "gloro-xs_e800_s0" || base.Row() != mixed.Row() || labelled.Row() != "L2W8_gloro-xs_e3_cosine_s2" {
 		t.Errorf("rows %q %q %q", base.Row(), mixed.Row(), labelled.Row())
 	}
-	if mixed.Family() != "gloro" || labelled.Arch() != "L2W8 gloro-xs" {
-		t.Errorf("family %q, arch %q", mixed.Family(), labelled.Arch())
+	if mixed.Family != "gloro" || labelled.Family != "" || labelled.Arch() != "L2W8 gloro-xs" {
+		t.Errorf("families %q %q, arch %q", mixed.Family, labelled.Family, labelled.Arch())
+	}
+	// val: 0 holds nothing out.
+	zero := 0
+	f.Val = &zero
+	if cells, _ := Expand(f, "/work"); slices.Contains(cells[0].Train, "--val") {
+		t.Errorf("val: 0 still passes --val: %q", cells[0].Train)
+	}
+	if PresetFamily("gloro-xs") != "gloro" || PresetFamily("sortnet-hinge") != "sortnet" || PresetFamily("linfdist") != "linfdist" {
+		t.Error("PresetFamily")
 	}
 }
 
@@ -98,5 +107,41 @@ grids:
 	cells, err := Expand(f, "/")
 	if err != nil || len(cells) != 1 {
 		t.Fatalf("%d cells, %v; want 1", len(cells), err)
+	}
+}
+
+// TestFamilyInPlan: a grid's family reaches the report through plan.json,
+// and cell.json (which a rerun compares) does not hold it, so naming the
+// families of an existing sweep does not make its cells "changed".
+func TestFamilyInPlan(t *testing.T) {
+	f, src, err := Parse([]byte(demoFile), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPlan(f, "/work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := Prepare(dir, p, src); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadPlan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cells[0].Family != "gloro" || got.Cells[13].Family != "" || len(got.Families) != 12 {
+		t.Errorf("families after plan.json: %q %q (%d named)", got.Cells[0].Family, got.Cells[13].Family, len(got.Families))
+	}
+	c, err := ReadCell(dir, got.Cells[0].Name)
+	if err != nil || c.Family != "" {
+		t.Errorf("cell.json holds family %q (%v)", c.Family, err)
+	}
+	// The same sweep with its family removed prepares over the old
+	// directory.
+	f.Grids[0].Family = ""
+	p, _ = NewPlan(f, "/work")
+	if err := Prepare(dir, p, src); err != nil {
+		t.Errorf("naming no family refused: %v", err)
 	}
 }

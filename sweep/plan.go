@@ -22,6 +22,9 @@ type Plan struct {
 	Generated []string  `json:"generated"`
 	Cells     []Cell    `json:"cells"`
 	Slurm     Resources `json:"slurm"`
+	// Families maps a cell's name to its grid's family, for the cells
+	// whose grid names one (see Grid.Family).
+	Families map[string]string `json:"families,omitempty"`
 }
 
 // NewPlan expands f (relative paths from dir, see [Expand]).
@@ -31,6 +34,14 @@ func NewPlan(f *File, dir string) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Name: f.Name, Cells: cells, Slurm: f.Slurm}
+	for _, c := range cells {
+		if c.Family != "" {
+			if p.Families == nil {
+				p.Families = map[string]string{}
+			}
+			p.Families[c.Name] = c.Family
+		}
+	}
 	for _, g := range f.Data.Generated {
 		p.Generated = append(p.Generated, g.Name)
 	}
@@ -93,6 +104,9 @@ func ReadPlan(dir string) (*Plan, error) {
 	var p Plan
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("%s/plan.json: %w", dir, err)
+	}
+	for i := range p.Cells {
+		p.Cells[i].Family = p.Families[p.Cells[i].Name]
 	}
 	return &p, nil
 }

@@ -13,7 +13,8 @@ func TestRepositorySweepFiles(t *testing.T) {
 	if err != nil || len(files) < 3 {
 		t.Fatalf("sweep files: %v, %v", files, err)
 	}
-	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 2, "study-lot.yaml": 4, "study-linf.yaml": 4}
+	// Three seeds per cell: 2, 4 and 4 settings.
+	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 6, "study-lot.yaml": 12, "study-linf.yaml": 12}
 	for _, path := range files {
 		f, _, err := ReadFile(path)
 		if err != nil {
@@ -28,6 +29,23 @@ func TestRepositorySweepFiles(t *testing.T) {
 		}
 		if len(cells) == 0 {
 			t.Errorf("%s: no cells", path)
+		}
+	}
+}
+
+// TestRepositorySweepFamilies: every grid of the shipped sweep files names
+// its family, so that no report falls back to parsing preset names.
+func TestRepositorySweepFamilies(t *testing.T) {
+	files, _ := filepath.Glob("../sweeps/*.yaml")
+	for _, path := range files {
+		f, _, err := ReadFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for i, g := range f.Grids {
+			if g.Family == "" {
+				t.Errorf("%s: grids[%d] names no family", path, i)
+			}
 		}
 	}
 }

@@ -14,10 +14,13 @@ import (
 // accuracy on the first N images of the real training set, and the clean
 // and certified accuracy (at the model's eps) on the first N images of the
 // test set, with the generalization gap (train minus test clean accuracy,
-// the paper's predictor of the benefit of generated data).
+// the paper's predictor of the benefit of generated data); with Val, also
+// the clean and certified accuracy on the validation split, which then
+// chooses best.safetensors (see [Selection]).
 type DatasetEvaluator struct {
 	Real, Test *shards.Dataset // Test may be nil
 	N          int
+	Val        *Validation // may be nil
 }
 
 // Evaluate implements [Evaluator].
@@ -31,6 +34,13 @@ func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Ep
 	}
 	trainClean := certifier.CleanAccuracy(trainRes)
 	e.TrainClean = &trainClean
+	if d.Val != nil {
+		clean, cert, err := d.Val.Evaluate(t.Model, t.Cfg.Eps)
+		if err != nil {
+			return err
+		}
+		e.ValClean, e.ValCertified = &clean, &cert
+	}
 	if d.Test == nil {
 		return nil
 	}

@@ -48,6 +48,7 @@ func tinySweepFile(t *testing.T, grid, extra string) string {
 	text := fmt.Sprintf(`name: tiny
 data: {real: %[1]s/real, test: %[1]s/test, generated: {gen640: %[1]s/gen}}
 train: {depth: 1, width: 4, batch: 32, eval: 32, checkpoint-every: 3}
+val: 64
 grids: [%[2]s]
 %[3]s`, dir, grid, extra)
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
@@ -154,7 +155,7 @@ func TestSweepKilledResumes(t *testing.T) {
 		t.Errorf("status after the rerun:\n%s", st)
 	}
 	rep := run(t, ctx, bin, "report", killed)
-	if !strings.Contains(rep, "| gloro-xs | 3 |") || !strings.Contains(rep, "wrote 7 files") {
+	if !strings.Contains(rep, "| gloro-xs | 3 |") || !strings.Contains(rep, "wrote 6 files") {
 		t.Errorf("report:\n%s", rep)
 	}
 }
@@ -226,8 +227,8 @@ func TestSweepOnSlurm(t *testing.T) {
 		t.Errorf("a second submission:\n%s", again)
 	}
 	rep := run(t, ctx, bin, "report", dir)
-	if !strings.Contains(rep, "| gloro-xs | 2 | 0 |") || !strings.Contains(rep, "| gloro-xs | 2 | 1 |") {
-		t.Errorf("report (rows per seed):\n%s", rep)
+	if !strings.Contains(rep, "| gloro-xs | 2 | 2 |") || !strings.Contains(rep, "t over seeds") {
+		t.Errorf("report (one row over two seeds, paired gains):\n%s", rep)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "report", "report.html")); err != nil {
 		t.Error(err)
