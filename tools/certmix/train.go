@@ -91,7 +91,7 @@ func runTrain(ctx context.Context, args []string) error {
 		return fmt.Errorf("--val %d: want a number of images, 0 for none", valN)
 	}
 	if valN > 0 {
-		if eval.Val, err = holdOut(ctx, real, realURL, valN, valSeed, cfg.Channels, out, resume); err != nil {
+		if eval.Val, err = holdOut(ctx, real, realURL, valN, valSeed, cfg, out, resume); err != nil {
 			return err
 		}
 		sources[0].Exclude = eval.Val.Record.Rows
@@ -113,8 +113,8 @@ func runTrain(ctx context.Context, args []string) error {
 
 // holdOut chooses the validation split and records it in out/val.json; a
 // resumed run must find the split it started with there.
-func holdOut(ctx context.Context, real *shards.Dataset, url string, n int, seed uint64, channels int, out string, resume bool) (*trainer.Validation, error) {
-	v, err := trainer.HoldOut(ctx, real, url, n, seed, channels)
+func holdOut(ctx context.Context, real *shards.Dataset, url string, n int, seed uint64, cfg trainer.Config, out string, resume bool) (*trainer.Validation, error) {
+	v, err := trainer.HoldOut(ctx, real, url, n, seed, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--val: %w", err)
 	}
