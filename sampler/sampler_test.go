@@ -411,18 +411,28 @@ func TestNextNeverSkipsAStep(t *testing.T) {
 	}
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
+	// Every batch either call returns is recorded: the cancelled Next may
+	// return ctx.Err() or a batch (both cases are ready at once, and select
+	// picks at random), but the steps handed out must be exactly 0, 1, 2, ...
+	// Many rounds, so that a lost step shows whichever way select falls.
 	var steps []int64
-	for range 8 {
-		it.Next(done) // may return ctx.Err() or a batch: never loses one
-		b, err := it.Next(context.Background())
+	for range 64 {
+		b, err := it.Next(done)
+		switch {
+		case err == nil:
+			steps = append(steps, b.Step)
+		case !errors.Is(err, context.Canceled):
+			t.Fatalf("cancelled Next: %v, want a batch or context.Canceled", err)
+		}
+		b, err = it.Next(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		steps = append(steps, b.Step)
 	}
-	for i := 1; i < len(steps); i++ {
-		if steps[i] <= steps[i-1] {
-			t.Fatalf("steps %v", steps)
+	for i, s := range steps {
+		if s != int64(i) {
+			t.Fatalf("call %d returned step %d, want %d: steps %v", i, s, i, steps)
 		}
 	}
 	if st := it.State(); st.Step != steps[len(steps)-1]+1 {
