@@ -13,7 +13,7 @@ func TestRepositorySweepFiles(t *testing.T) {
 	if err != nil || len(files) < 3 {
 		t.Fatalf("sweep files: %v, %v", files, err)
 	}
-	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 2, "study-lot.yaml": 4, "study-linf.yaml": 4}
+	want := map[string]int{"demo.yaml": 6, "study-gloro.yaml": 2, "study-lot.yaml": 4, "study-linf.yaml": 4}
 	for _, path := range files {
 		f, _, err := ReadFile(path)
 		if err != nil {
@@ -23,7 +23,7 @@ func TestRepositorySweepFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		if n, ok := want[filepath.Base(path)]; ok && n > 0 && len(cells) != n {
+		if n, ok := want[filepath.Base(path)]; ok && len(cells) != n {
 			t.Errorf("%s: %d cells, want %d", path, len(cells), n)
 		}
 		if len(cells) == 0 {
