@@ -627,8 +627,10 @@ func pyGoState(t *testing.T, cfg sampler.Config, rank int) sampler.State {
 }
 
 // BenchmarkPythonClient measures bench.py (images/s into torch tensors) at
-// B=512, f=0.7 on CIFAR-shaped sets of 50k real and 200k generated
-// images, only when CERTMIX_PY_BENCH is set:
+// B=512, f=0.7 on CIFAR-shaped sets of 50k real and 200k generated images,
+// kept in CERTMIX_BENCH_DIR (a temporary directory if unset).
+// CERTMIX_PY_BENCH_NET=unix serves on a Unix socket instead of TCP, and
+// CERTMIX_PY_BENCH_RAW=1 has bench.py stop at the raw bytes (--raw):
 //
 //	CERTMIX_BENCH_DIR=/tmp/cmx go test ./sampler/serve -run '^$' -bench PythonClient -benchtime 1x -v
 func BenchmarkPythonClient(b *testing.B) {
