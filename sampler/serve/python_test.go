@@ -630,7 +630,7 @@ func pyGoState(t *testing.T, cfg sampler.Config, rank int) sampler.State {
 // B=512, f=0.7 on CIFAR-shaped sets of 50k real and 200k generated images,
 // kept in CERTMIX_BENCH_DIR (a temporary directory if unset).
 // CERTMIX_PY_BENCH_NET=unix serves on a Unix socket instead of TCP, and
-// CERTMIX_PY_BENCH_RAW=1 has bench.py stop at the raw bytes (--raw):
+// CERTMIX_PY_BENCH_RAW=1 times read_batch alone, no torch tensors (--raw):
 //
 //	CERTMIX_BENCH_DIR=/tmp/cmx go test ./sampler/serve -run '^$' -bench PythonClient -benchtime 1x -v
 func BenchmarkPythonClient(b *testing.B) {
