@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,13 +77,21 @@ print('ok')
 }
 
 // FuzzCheckpoint: no bytes make the checkpoint reader panic or allocate
-// beyond what the file holds.
+// beyond what the file holds; a checkpoint it accepts round-trips (written
+// back and read again: the same tensors bit for bit, the same metadata);
+// and one made inconsistent (a tensor's data one value short of its shape)
+// is refused by WriteCheckpoint, leaving nothing in a real local store.
 func FuzzCheckpoint(f *testing.F) {
 	c := &Checkpoint{Tensors: map[string]Tensor{"w": {Shape: []int{2}, Data: []float32{1, 2}}}, Meta: map[string]string{"step": "1"}}
 	good, _ := c.Marshal()
 	f.Add(good)
 	f.Add(good[:10])
 	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
+	c = &Checkpoint{Tensors: map[string]Tensor{"a": {Shape: []int{2, 2}, Data: []float32{float32(math.NaN()), float32(math.Inf(-1)), -0.0, 1e-45}},
+		"b": {Shape: []int{}, Data: []float32{3}}, "c": {Shape: []int{0, 5}, Data: []float32{}}}, Meta: map[string]string{"state": `{"step":3}`}}
+	good, _ = c.Marshal()
+	f.Add(good)
+	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := UnmarshalCheckpoint(data)
 		if err != nil {
@@ -93,6 +103,49 @@ func FuzzCheckpoint(f *testing.F) {
 		}
 		if n > len(data) {
 			t.Fatalf("%d bytes of tensors from a %d-byte file", n, len(data))
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal of an accepted checkpoint: %v", err)
+		}
+		c2, err := UnmarshalCheckpoint(out)
+		if err != nil {
+			t.Fatalf("the reader refuses what Marshal wrote of a checkpoint it accepted: %v", err)
+		}
+		if !maps.Equal(c.Meta, c2.Meta) || len(c.Tensors) != len(c2.Tensors) {
+			t.Fatalf("read(write(c)): metadata %v, tensors %d; was %v, %d", c2.Meta, len(c2.Tensors), c.Meta, len(c.Tensors))
+		}
+		var short string
+		for name, a := range c.Tensors {
+			b, ok := c2.Tensors[name]
+			if !ok || !slices.Equal(a.Shape, b.Shape) || len(a.Data) != len(b.Data) {
+				t.Fatalf("read(write(c)): tensor %q %v, was %v", name, b.Shape, a.Shape)
+			}
+			for i := range a.Data {
+				if math.Float32bits(a.Data[i]) != math.Float32bits(b.Data[i]) {
+					t.Fatalf("read(write(c)): tensor %q value %d is %x, was %x", name, i, math.Float32bits(b.Data[i]), math.Float32bits(a.Data[i]))
+				}
+			}
+			if len(a.Data) > 0 && short == "" {
+				short = name
+			}
+		}
+		if short == "" {
+			return
+		}
+		bad := &Checkpoint{Tensors: maps.Clone(c.Tensors), Meta: c.Meta}
+		tn := bad.Tensors[short]
+		tn.Data = tn.Data[:len(tn.Data)-1]
+		bad.Tensors[short] = tn
+		st, err := shards.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteCheckpoint(ctx, st, "last.safetensors", bad); err == nil {
+			t.Fatalf("WriteCheckpoint accepted tensor %q with %d values for shape %v", short, len(tn.Data), tn.Shape)
+		}
+		if names, err := st.List(ctx); err != nil || len(names) != 0 {
+			t.Fatalf("the refused checkpoint left %v (%v)", names, err)
 		}
 	})
 }
