@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"testing"
 
 	"certmix/internal/npy"
+	"certmix/shards"
 )
 
 // npzTestPython runs a numpy script with /usr/bin/python3; numpy
@@ -402,7 +404,10 @@ func FuzzNPYHeader(f *testing.F) {
 }
 
 // FuzzNPZFile opens arbitrary bytes as an archive: it must fail with a
-// format error or stream rows, never panic or allocate without bound.
+// format error or stream rows, never panic or allocate without bound; and
+// a build from an archive it accepted either succeeds with every row in a
+// dataset that verifies, or fails leaving nothing in the store (refused
+// input leaves nothing behind).
 func FuzzNPZFile(f *testing.F) {
 	dir := f.TempDir()
 	for i, store := range []bool{false, true} {
@@ -427,6 +432,34 @@ func FuzzNPZFile(f *testing.F) {
 		}
 		if err != io.EOF {
 			srcCheckErr(t, err, ErrFormat, p)
+		}
+		src2, err := npzNew(p, bytes.NewReader(data), io.NopCloser(nil), int64(len(data)), 10)
+		if err != nil {
+			t.Fatalf("the archive opened once, then not: %v", err)
+		}
+		defer src2.Close()
+		ctx := context.Background()
+		store, err := shards.NewLocal(filepath.Join(t.TempDir(), "ds"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Build(ctx, src2, store, Options{Seed: 1, Workers: 1, TempDir: t.TempDir()})
+		names, lerr := store.List(ctx)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if err != nil {
+			if len(names) != 0 {
+				t.Fatalf("the failed build (%v) left %v", err, names)
+			}
+			return
+		}
+		d, err := shards.OpenDataset(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := shards.Verify(ctx, d, nil); err != nil || m.Rows != src2.Info().Rows {
+			t.Fatalf("built %d of %d rows: %v", m.Rows, src2.Info().Rows, err)
 		}
 	})
 }
