@@ -30,9 +30,15 @@ func Pixels(id int64, n int) []byte {
 // of batchRows, uncompressed. It returns the opened dataset.
 func Write(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRows, batchRows int, base int64) *shards.Dataset {
 	t.Helper()
+	return WriteCodec(t, store, n, shape, shardRows, batchRows, base, shards.CodecNone)
+}
+
+// WriteCodec is Write with the shards' bodies compressed by codec.
+func WriteCodec(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRows, batchRows int, base int64, codec string) *shards.Dataset {
+	t.Helper()
 	ctx := context.Background()
 	ib := shape.ImageBytes()
-	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: shards.CodecNone,
+	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: codec,
 		Rows: int64(n), ClassCounts: make([]int64, shape.Classes), Provenance: shards.Provenance{SourceRows: base + int64(n)}}
 	for lo := 0; lo < n; lo += shardRows {
 		var r shards.Rows
@@ -42,7 +48,7 @@ func Write(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRow
 			m.ClassCounts[id%int64(shape.Classes)]++
 			r.Images = append(r.Images, Pixels(id, ib)...)
 		}
-		info, err := shards.WriteShard(ctx, store, fmt.Sprintf("s%03d.arrow", len(m.Shards)), shape, shards.CodecNone, batchRows, &r)
+		info, err := shards.WriteShard(ctx, store, fmt.Sprintf("s%03d.arrow", len(m.Shards)), shape, codec, batchRows, &r)
 		if err != nil {
 			t.Fatal(err)
 		}
