@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +23,8 @@ import (
 // one versitygw for CERTMIX_SOAK (default 30s; the soak run is 10m), once
 // per codec of the shards (codec=none, codec=zstd), sampling RSS,
 // goroutines and open file descriptors every 5 seconds (more often in a
-// short soak: at least 24 samples), and fails unless, after a warm-up of
+// short soak: at least 24 samples; RSS after a forced collection, so that
+// it measures what is kept, not the collector's pace), and fails unless, after a warm-up of
 // the first third, the RSS grows by less than 1 MiB a minute and the
 // goroutines and file descriptors stay flat (checkTrends):
 //
@@ -105,6 +107,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
+			debug.FreeOSMemory() // RSS of what is live, not of garbage the collector has yet to return
 			r, g, f := rssKiB(), runtime.NumGoroutine(), openFDs()
 			at, rss, gor, fds = append(at, time.Since(start)), append(rss, r), append(gor, g), append(fds, f)
 			mu.Lock()
