@@ -403,6 +403,20 @@ func FuzzNPYHeader(f *testing.F) {
 	})
 }
 
+// fuzzScratch returns a directory for the stores a fuzz target writes:
+// under /dev/shm when there is one (fsync on a busy disk stalls fuzzing
+// for seconds at a time), else a temporary directory. It is removed at the
+// end.
+func fuzzScratch(f *testing.F) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "certmix-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
 // FuzzNPZFile opens arbitrary bytes as an archive: it must fail with a
 // format error or stream rows, never panic or allocate without bound; and
 // a build from an archive it accepted either succeeds with every row in a
@@ -419,6 +433,7 @@ func FuzzNPZFile(f *testing.F) {
 		f.Add(data)
 	}
 	const p = "x.npz" // read from memory, see FuzzCIFARRecords
+	scratch := fuzzScratch(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src, err := npzNew(p, bytes.NewReader(data), io.NopCloser(nil), int64(len(data)), 10)
 		if err != nil {
@@ -439,11 +454,16 @@ func FuzzNPZFile(f *testing.F) {
 		}
 		defer src2.Close()
 		ctx := context.Background()
-		store, err := shards.NewLocal(filepath.Join(t.TempDir(), "ds"))
+		dir, err := os.MkdirTemp(scratch, "ds")
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := Build(ctx, src2, store, Options{Seed: 1, Workers: 1, TempDir: t.TempDir()})
+		defer os.RemoveAll(dir)
+		store, err := shards.NewLocal(filepath.Join(dir, "ds"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Build(ctx, src2, store, Options{Seed: 1, Workers: 1, TempDir: dir})
 		names, lerr := store.List(ctx)
 		if lerr != nil {
 			t.Fatal(lerr)

@@ -218,6 +218,20 @@ func TestManifestRefusals(t *testing.T) {
 	}
 }
 
+// fuzzScratch returns a directory for the stores a fuzz target writes:
+// under /dev/shm when there is one (fsync on a busy disk stalls fuzzing
+// for seconds at a time), else a temporary directory. It is removed at the
+// end.
+func fuzzScratch(f *testing.F) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "certmix-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
 // FuzzManifest: whatever the parser accepts is valid, names only shards
 // inside the dataset, and round-trips: written back (Marshal) and parsed
 // again, it is the same manifest, written the same bytes. Any JSON decoded
@@ -235,6 +249,7 @@ func FuzzManifest(f *testing.F) {
 	f.Add([]byte(`{"format":"certmix-shards","version":2}`))
 	f.Add([]byte(`{"shards":[{"name":"../x"}]}`))
 	ctx := context.Background()
+	scratch := fuzzScratch(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if m, err := parseManifest(data, "fuzz"); err == nil {
 			if err := m.Validate(); err != nil {
@@ -265,7 +280,12 @@ func FuzzManifest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		store, err := NewLocal(filepath.Join(t.TempDir(), "ds"))
+		dir, err := os.MkdirTemp(scratch, "ds")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		store, err := NewLocal(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

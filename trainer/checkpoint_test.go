@@ -76,6 +76,20 @@ print('ok')
 	}
 }
 
+// fuzzScratch returns a directory for the stores a fuzz target writes:
+// under /dev/shm when there is one (fsync on a busy disk stalls fuzzing
+// for seconds at a time), else a temporary directory. It is removed at the
+// end.
+func fuzzScratch(f *testing.F) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "certmix-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
 // FuzzCheckpoint: no bytes make the checkpoint reader panic or allocate
 // beyond what the file holds; a checkpoint it accepts round-trips (written
 // back and read again: the same tensors bit for bit, the same metadata);
@@ -92,6 +106,7 @@ func FuzzCheckpoint(f *testing.F) {
 	good, _ = c.Marshal()
 	f.Add(good)
 	ctx := context.Background()
+	scratch := fuzzScratch(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := UnmarshalCheckpoint(data)
 		if err != nil {
@@ -137,7 +152,12 @@ func FuzzCheckpoint(f *testing.F) {
 		tn := bad.Tensors[short]
 		tn.Data = tn.Data[:len(tn.Data)-1]
 		bad.Tensors[short] = tn
-		st, err := shards.NewLocal(t.TempDir())
+		dir, err := os.MkdirTemp(scratch, "ck")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		st, err := shards.NewLocal(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
