@@ -249,23 +249,29 @@ func TestTakeIsNestedAndReproducible(t *testing.T) {
 func TestBuildRefusesExistingDataset(t *testing.T) {
 	ctx := context.Background()
 	store := localStore(t)
-	if _, err := Build(ctx, newSorted(100), store, Options{}); err != nil {
+	// A dataset of many shards, so that a smaller one replacing it leaves
+	// stale shards that the overwrite must remove.
+	m, err := Build(ctx, newSorted(3000), store, Options{ShardBytes: 16 << 10})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := Build(ctx, newSorted(100), store, Options{})
-	if !errors.Is(err, shards.ErrExists) {
+	if len(m.Shards) < 3 {
+		t.Fatalf("3000 rows in 16 KiB shards: %d shards, want several", len(m.Shards))
+	}
+	before, _ := store.List(ctx)
+	if _, err := Build(ctx, newSorted(100), store, Options{}); !errors.Is(err, shards.ErrExists) {
 		t.Fatalf("second build: %v, want ErrExists", err)
 	}
-	// Overwrite with a smaller dataset removes the old shards it no longer names.
-	if _, err := Build(ctx, newSorted(3000), store, Options{ShardBytes: 16 << 10}); err != nil && !errors.Is(err, shards.ErrExists) {
-		t.Fatal(err)
+	if after, _ := store.List(ctx); !slices.Equal(after, before) {
+		t.Fatalf("the refused build changed the store: %v, was %v", after, before)
 	}
+	// Overwrite with a smaller dataset removes the old shards it no longer names.
 	if _, err := Build(ctx, newSorted(50), store, Options{Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := store.List(ctx)
 	if !slices.Equal(names, []string{"manifest.json", "shard-000000.arrow"}) {
-		t.Errorf("after overwrite: %v", names)
+		t.Errorf("after overwriting %d shards with one: %v", len(m.Shards), names)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -241,8 +243,26 @@ func TestDiskFull(t *testing.T) {
 	}
 }
 
+// gatedSource holds its first Read until release is closed, and closes
+// reading when it gets there: by then its build holds the lock.
+type gatedSource struct {
+	*sortedSource
+	reading, release chan struct{}
+	once             sync.Once
+}
+
+func (g *gatedSource) Read(c *Chunk, n int) error {
+	g.once.Do(func() {
+		close(g.reading)
+		<-g.release
+	})
+	return g.sortedSource.Read(c, n)
+}
+
 // TestTwoWriters runs two builds into one prefix at once, on local disk and
 // on S3: one wins, the other refuses, and the dataset is the winner's alone.
+// The first build's source blocks until the second has tried the lock, so
+// the two always overlap: exactly one refuses, every run.
 func TestTwoWriters(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t)
@@ -251,21 +271,29 @@ func TestTwoWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, store := range []shards.Store{localStore(t), s3} {
-		errs := make(chan error, 2)
-		for seed := range uint64(2) {
-			go func() {
-				_, err := Build(ctx, newSorted(20000), store, Options{Seed: seed, ShardBytes: 64 << 10, Overwrite: true})
-				errs <- err
-			}()
+		first := &gatedSource{sortedSource: newSorted(20000), reading: make(chan struct{}), release: make(chan struct{})}
+		type result struct {
+			m   *shards.Manifest
+			err error
 		}
-		e1, e2 := <-errs, <-errs
-		if (e1 == nil) == (e2 == nil) && !(e1 == nil && e2 == nil) {
-			t.Fatalf("%s: both builds failed: %v; %v", store, e1, e2)
+		done := make(chan result, 1)
+		go func() {
+			m, err := Build(ctx, first, store, Options{Seed: 0, ShardBytes: 64 << 10, Overwrite: true})
+			done <- result{m, err}
+		}()
+		select {
+		case <-first.reading:
+		case r := <-done:
+			t.Fatalf("%s: the first build ended before reading its source: %v", store, r.err)
 		}
-		for _, e := range []error{e1, e2} {
-			if e != nil && !errors.Is(e, shards.ErrTaken) {
-				t.Fatalf("%s: the losing build says %v, want that another build holds the lock", store, e)
-			}
+		_, err2 := Build(ctx, newSorted(20000), store, Options{Seed: 1, ShardBytes: 64 << 10, Overwrite: true})
+		close(first.release)
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("%s: the build that holds the lock failed: %v", store, r.err)
+		}
+		if !errors.Is(err2, shards.ErrTaken) {
+			t.Fatalf("%s: the second build, while the first holds the lock, says %v, want that another build holds the lock", store, err2)
 		}
 		d, err := shards.OpenDataset(ctx, store)
 		if err != nil {
@@ -273,6 +301,9 @@ func TestTwoWriters(t *testing.T) {
 		}
 		if err := shards.Verify(ctx, d, nil); err != nil {
 			t.Fatalf("%s: %v", store, err)
+		}
+		if !reflect.DeepEqual(d.Manifest.Shards, r.m.Shards) {
+			t.Errorf("%s: the stored dataset is not the one the winning build wrote", store)
 		}
 		names, _ := store.List(ctx)
 		if len(names) != len(d.Manifest.Shards)+1 {

@@ -133,3 +133,69 @@ func copySet(b *testing.B, d *shards.Dataset, cfg shards.S3Config, bucket, prefi
 	}
 	return out
 }
+
+// BenchmarkSampleFashionMNIST streams what the README's main job trains on:
+// B=512, f=0.7, crop+flip, uint8 batches from the 10,000 real and 50,000
+// auxiliary Fashion-MNIST images of `task split`, once per codec of the
+// shards (codec=none, and codec=zstd, the default: Fashion-MNIST compresses
+// to about 0.27; BenchmarkSample's noise images do not compress, so its
+// shards are stored raw whatever the codec), from local disk and versitygw:
+//
+//	go test ./sampler -run '^$' -bench SampleFashionMNIST -benchtime 1x
+func BenchmarkSampleFashionMNIST(b *testing.B) {
+	steps := envInt(b, "CERTMIX_BENCH_STEPS", 500)
+	dir := os.Getenv("CERTMIX_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	ctx := context.Background()
+	for _, codec := range []string{shards.CodecNone, shards.CodecZstd} {
+		realURL, genURL := testsets.FashionMNIST(b, dir, codec)
+		for _, where := range []string{"local", "s3"} {
+			if only := os.Getenv("CERTMIX_BENCH_STORE"); only != "" && only != where {
+				continue
+			}
+			b.Run(fmt.Sprintf("codec=%s/store=%s", codec, where), func(b *testing.B) {
+				real, err := shards.Open(ctx, realURL, shards.S3Config{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				g, err := shards.Open(ctx, genURL, shards.S3Config{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if where == "s3" {
+					srv := s3test.Start(b)
+					cfg := shards.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+					bucket := srv.Bucket(b)
+					real = copySet(b, real, cfg, bucket, "real")
+					g = copySet(b, g, cfg, bucket, "gen")
+				}
+				var raw, stored int64
+				for _, d := range []*shards.Dataset{real, g} {
+					for _, s := range d.Manifest.Shards {
+						stored += s.Bytes
+					}
+					raw += d.Manifest.Rows * int64(d.Manifest.Shape.ImageBytes())
+				}
+				cfg := Config{Sources: []Source{{Dataset: real, Fraction: 0.3}, {Dataset: g, Fraction: 0.7, Replacement: true}},
+					Batch: 512, Seed: 1, Augment: Augment{Pad: 4, Flip: true}}
+				for range b.N {
+					it, err := New(ctx, cfg, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					start := time.Now()
+					for range steps {
+						if _, err := it.Next(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(steps*512)/time.Since(start).Seconds(), "images/s")
+					it.Close()
+				}
+				b.ReportMetric(float64(stored)/float64(raw), "stored/raw")
+			})
+		}
+	}
+}

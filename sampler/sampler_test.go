@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,6 +307,35 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// readCounter is a real store that counts the reads at one offset of one
+// object: how often the sampler fetched a given record batch.
+type readCounter struct {
+	shards.Store
+	name string
+	off  int64
+	n    atomic.Int64
+}
+
+func (r *readCounter) Open(ctx context.Context, name string) (shards.Object, error) {
+	o, err := r.Store.Open(ctx, name)
+	if err != nil || name != r.name {
+		return o, err
+	}
+	return countedObject{o, r}, nil
+}
+
+type countedObject struct {
+	shards.Object
+	r *readCounter
+}
+
+func (o countedObject) ReadAt(p []byte, off int64) (int, error) {
+	if off == o.r.off {
+		o.r.n.Add(1)
+	}
+	return o.Object.ReadAt(p, off)
+}
+
 // TestDamagedShardIsNeverUsed: a shard whose bytes rot is fetched again
 // once, then the iterator fails naming it; no batch is made from it.
 func TestDamagedShardIsNeverUsed(t *testing.T) {
@@ -313,18 +343,45 @@ func TestDamagedShardIsNeverUsed(t *testing.T) {
 	dir := t.TempDir()
 	store, _ := shards.NewLocal(dir)
 	real := testsets.Write(t, store, 100, small, 100, 16, 0)
+	damaged := real.Manifest.Shards[0].Batches[2]
 	path := filepath.Join(dir, real.Manifest.Shards[0].Name)
 	data, _ := os.ReadFile(path)
-	data[real.Manifest.Shards[0].Batches[2].Offset+40] ^= 1
+	data[damaged.Offset+40] ^= 1
 	os.WriteFile(path, data, 0o644)
-	it, err := New(ctx, Config{Sources: []Source{{Dataset: real, Fraction: 1}}, Batch: 100, Seed: 1}, nil)
+	counter := &readCounter{Store: store, name: real.Manifest.Shards[0].Name, off: damaged.Offset}
+	ds, err := shards.OpenDataset(ctx, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One worker, one batch ahead. A worker making a later step may want
+	// the damaged record batch again (a failed fetch is not cached), but
+	// every time, it is read exactly twice: once, and once more.
+	it, err := New(ctx, Config{Sources: []Source{{Dataset: ds, Fraction: 1}}, Batch: 100, Seed: 1, Workers: 1, Prefetch: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer it.Close()
-	_, err = it.Next(ctx)
+	b, err := it.Next(ctx)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(real.Manifest.Shards[0].Name)) || !errors.Is(err, shards.ErrChecksum) {
 		t.Fatalf("got %v, want a checksum error naming the shard", err)
+	}
+	if b != nil {
+		t.Errorf("a batch came with the error")
+	}
+	if _, err2 := it.Next(ctx); err2 == nil {
+		t.Errorf("Next after the checksum failure made a batch")
+	}
+	// Wait for a fetch in flight to finish: then reads are twice the refetches.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, re := counter.n.Load(), it.IOStats().Refetches
+		if n == 2*re && re >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the damaged record batch was read %d times for %d refetches: want it fetched again exactly once each time (2 reads per refetch)", n, re)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -411,18 +468,28 @@ func TestNextNeverSkipsAStep(t *testing.T) {
 	}
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
+	// Every batch either call returns is recorded: the cancelled Next may
+	// return ctx.Err() or a batch (both cases are ready at once, and select
+	// picks at random), but the steps handed out must be exactly 0, 1, 2, ...
+	// Many rounds, so that a lost step shows whichever way select falls.
 	var steps []int64
-	for range 8 {
-		it.Next(done) // may return ctx.Err() or a batch: never loses one
-		b, err := it.Next(context.Background())
+	for range 64 {
+		b, err := it.Next(done)
+		switch {
+		case err == nil:
+			steps = append(steps, b.Step)
+		case !errors.Is(err, context.Canceled):
+			t.Fatalf("cancelled Next: %v, want a batch or context.Canceled", err)
+		}
+		b, err = it.Next(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		steps = append(steps, b.Step)
 	}
-	for i := 1; i < len(steps); i++ {
-		if steps[i] <= steps[i-1] {
-			t.Fatalf("steps %v", steps)
+	for i, s := range steps {
+		if s != int64(i) {
+			t.Fatalf("call %d returned step %d, want %d: steps %v", i, s, i, steps)
 		}
 	}
 	if st := it.State(); st.Step != steps[len(steps)-1]+1 {

@@ -3,6 +3,7 @@ package shards
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -217,8 +218,26 @@ func TestManifestRefusals(t *testing.T) {
 	}
 }
 
-// FuzzManifest: no manifest bytes make the parser panic, and whatever it
-// accepts is valid and names only shards inside the dataset.
+// fuzzScratch returns a directory for the stores a fuzz target writes:
+// under /dev/shm when there is one (fsync on a busy disk stalls fuzzing
+// for seconds at a time), else a temporary directory. It is removed at the
+// end.
+func fuzzScratch(f *testing.F) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "certmix-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
+// FuzzManifest: whatever the parser accepts is valid, names only shards
+// inside the dataset, and round-trips: written back (Marshal) and parsed
+// again, it is the same manifest, written the same bytes. Any JSON decoded
+// without the parser's checks is stored by WriteManifest only if it is
+// valid, and then ReadManifest returns it unchanged from a real local store;
+// a refused one leaves nothing in the store.
 func FuzzManifest(f *testing.F) {
 	shape := Shape{Height: 2, Width: 2, Channels: 1, Classes: 2}
 	m := &Manifest{Format: formatName, Version: FormatVersion, Name: "t", Kind: KindReal, Split: "train", Shape: shape,
@@ -229,18 +248,71 @@ func FuzzManifest(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"format":"certmix-shards","version":2}`))
 	f.Add([]byte(`{"shards":[{"name":"../x"}]}`))
+	ctx := context.Background()
+	scratch := fuzzScratch(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := parseManifest(data, "fuzz")
+		if m, err := parseManifest(data, "fuzz"); err == nil {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("accepted an invalid manifest: %v", err)
+			}
+			for _, s := range m.Shards {
+				if checkName(s.Name) != nil {
+					t.Fatalf("accepted shard name %q", s.Name)
+				}
+			}
+			out, err := m.Marshal()
+			if err != nil {
+				t.Fatalf("Marshal of an accepted manifest: %v", err)
+			}
+			m2, err := parseManifest(out, "fuzz, written back")
+			if err != nil {
+				t.Fatalf("the parser refuses what Marshal wrote of a manifest it accepted: %v\n%s", err, out)
+			}
+			if out2, _ := m2.Marshal(); !bytes.Equal(out, out2) {
+				t.Fatalf("parse(write(m)) != m:\n%s\nthen\n%s", out, out2)
+			}
+		}
+		var raw Manifest
+		if json.Unmarshal(data, &raw) != nil {
+			return
+		}
+		want, err := raw.Marshal()
 		if err != nil {
 			return
 		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("accepted an invalid manifest: %v", err)
+		dir, err := os.MkdirTemp(scratch, "ds")
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, s := range m.Shards {
-			if checkName(s.Name) != nil {
-				t.Fatalf("accepted shard name %q", s.Name)
+		defer os.RemoveAll(dir)
+		store, err := NewLocal(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		werr := WriteManifest(ctx, store, &raw)
+		names, err := store.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if werr != nil {
+			if len(names) != 0 {
+				t.Fatalf("WriteManifest refused (%v) but left %v", werr, names)
 			}
+			return
+		}
+		if raw.Validate() != nil {
+			t.Fatalf("WriteManifest stored an invalid manifest")
+		}
+		got, err := ReadManifest(ctx, store)
+		if err != nil {
+			t.Fatalf("ReadManifest refuses what WriteManifest stored: %v", err)
+		}
+		var norm Manifest
+		json.Unmarshal(want, &norm)
+		norm.Format, norm.Version, norm.Layout = formatName, FormatVersion, Layout // what WriteManifest sets
+		want, _ = norm.Marshal()
+		if out, _ := got.Marshal(); !bytes.Equal(out, want) {
+			t.Fatalf("read back a different manifest:\n%s\nwrote\n%s", out, want)
 		}
 	})
 }

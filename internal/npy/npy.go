@@ -89,7 +89,7 @@ func ReadHeader(r io.Reader, size int64) (Header, error) {
 	if _, err := io.ReadFull(r, dict); err != nil {
 		return Header{}, fmt.Errorf("reading %d-byte .npy header: %w", hlen, err)
 	}
-	h, err := parseDict(string(dict))
+	h, err := parseDict(string(dict), pre[6] < 3)
 	if err != nil {
 		return Header{}, fmt.Errorf("header at byte offset %d: %w", start, err)
 	}
@@ -98,9 +98,10 @@ func ReadHeader(r io.Reader, size int64) (Header, error) {
 }
 
 // parseDict parses the Python dict literal of a .npy header, e.g.
-// "{'descr': '<i8', 'fortran_order': False, 'shape': (3, 4), }".
-func parseDict(s string) (Header, error) {
-	p := lexer{s: s}
+// "{'descr': '<i8', 'fortran_order': False, 'shape': (3, 4), }". Python 2's
+// long suffix (3L) is accepted in versions 1 and 2 only, as numpy does.
+func parseDict(s string, long bool) (Header, error) {
+	p := lexer{s: s, long: long}
 	var h Header
 	seen := map[string]bool{}
 	if !p.eat('{') {
@@ -154,7 +155,9 @@ func parseDict(s string) (Header, error) {
 }
 
 // parseDType parses a simple numpy type string: a byte-order character
-// ('<', '>' or '|'), a kind letter and a size in bytes.
+// ('<', '>' or '|'), a kind letter and a size in bytes. Only the numeric
+// kinds (bool, integers, floats, complex) are taken: for others, such as
+// unicode strings, numpy's number is not a size in bytes.
 func parseDType(d string) (DType, error) {
 	if len(d) < 3 {
 		return DType{}, fmt.Errorf("unsupported dtype %q", d)
@@ -162,6 +165,9 @@ func parseDType(d string) (DType, error) {
 	size, err := strconv.Atoi(d[2:])
 	if err != nil || size <= 0 || size > 64 {
 		return DType{}, fmt.Errorf("unsupported dtype %q", d)
+	}
+	if strings.IndexByte("biufc", d[1]) < 0 {
+		return DType{}, fmt.Errorf("unsupported dtype %q: not a number type", d)
 	}
 	t := DType{Kind: d[1], Size: size, Big: d[0] == '>', Str: d}
 	switch {
@@ -177,8 +183,9 @@ func parseDType(d string) (DType, error) {
 
 // lexer scans the restricted Python literal syntax of .npy headers.
 type lexer struct {
-	s string
-	i int
+	s    string
+	i    int
+	long bool // accept the long suffix 3L
 }
 
 func (p *lexer) skip() {
@@ -238,6 +245,7 @@ func (p *lexer) tuple() ([]int64, error) {
 		return nil, fmt.Errorf("expected a tuple at %d", p.i)
 	}
 	var dims []int64
+	comma := false
 	for !p.eat(')') {
 		p.skip()
 		j := p.i
@@ -248,7 +256,7 @@ func (p *lexer) tuple() ([]int64, error) {
 		if err != nil || v > math.MaxInt64/2 {
 			return nil, fmt.Errorf("bad dimension %q at %d", p.s[p.i:j], p.i)
 		}
-		if j < len(p.s) && p.s[j] == 'L' { // Python 2 long suffix
+		if p.long && j < len(p.s) && p.s[j] == 'L' { // Python 2 long suffix
 			j++
 		}
 		p.i = j
@@ -256,9 +264,12 @@ func (p *lexer) tuple() ([]int64, error) {
 			return nil, errors.New("more than 32 dimensions")
 		}
 		dims = append(dims, v)
-		if !p.eat(',') && !p.peek(')') {
+		if comma = p.eat(','); !comma && !p.peek(')') {
 			return nil, fmt.Errorf("expected ',' or ')' at %d", p.i)
 		}
+	}
+	if len(dims) == 1 && !comma {
+		return nil, fmt.Errorf("(%d) is a number, not a tuple: a one-dimensional shape is written (%d,)", dims[0], dims[0])
 	}
 	return dims, nil
 }

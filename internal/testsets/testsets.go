@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -30,9 +31,15 @@ func Pixels(id int64, n int) []byte {
 // of batchRows, uncompressed. It returns the opened dataset.
 func Write(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRows, batchRows int, base int64) *shards.Dataset {
 	t.Helper()
+	return WriteCodec(t, store, n, shape, shardRows, batchRows, base, shards.CodecNone)
+}
+
+// WriteCodec is Write with the shards' bodies compressed by codec.
+func WriteCodec(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRows, batchRows int, base int64, codec string) *shards.Dataset {
+	t.Helper()
 	ctx := context.Background()
 	ib := shape.ImageBytes()
-	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: shards.CodecNone,
+	m := &shards.Manifest{Name: "t", Kind: shards.KindReal, Split: "train", Shape: shape, Codec: codec,
 		Rows: int64(n), ClassCounts: make([]int64, shape.Classes), Provenance: shards.Provenance{SourceRows: base + int64(n)}}
 	for lo := 0; lo < n; lo += shardRows {
 		var r shards.Rows
@@ -42,7 +49,7 @@ func Write(t testing.TB, store shards.Store, n int, shape shards.Shape, shardRow
 			m.ClassCounts[id%int64(shape.Classes)]++
 			r.Images = append(r.Images, Pixels(id, ib)...)
 		}
-		info, err := shards.WriteShard(ctx, store, fmt.Sprintf("s%03d.arrow", len(m.Shards)), shape, shards.CodecNone, batchRows, &r)
+		info, err := shards.WriteShard(ctx, store, fmt.Sprintf("s%03d.arrow", len(m.Shards)), shape, codec, batchRows, &r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,3 +113,39 @@ func (s *Noise) Read(c *pipeline.Chunk, n int) error {
 
 // Close does nothing.
 func (s *Noise) Close() error { return nil }
+
+// FashionMNISTDir is where Debian's dataset-fashion-mnist puts the files.
+const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
+
+// FashionMNIST builds, once, into dir the two sets `task split` makes of
+// Fashion-MNIST's training images (seed 1): 10,000 real and the other
+// 50,000 as the generated stand-in, their shards compressed with codec. It
+// returns their directories. It skips b when the dataset is not installed.
+func FashionMNIST(b testing.TB, dir, codec string) (real, gen string) {
+	b.Helper()
+	images := filepath.Join(FashionMNISTDir, "train-images-idx3-ubyte.gz")
+	if _, err := os.Stat(images); err != nil {
+		b.Skipf("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): %v", err)
+	}
+	build := func(name string, opts pipeline.Options) string {
+		out := filepath.Join(dir, "fmnist-"+codec+"-"+name)
+		if _, err := os.Stat(filepath.Join(out, shards.ManifestName)); err == nil {
+			return out
+		}
+		src, err := pipeline.OpenIDX(images, filepath.Join(FashionMNISTDir, "train-labels-idx1-ubyte.gz"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer src.Close()
+		store, err := shards.NewLocal(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts.Seed, opts.Codec, opts.Name, opts.TempDir = 1, codec, name, b.TempDir()
+		if _, err := pipeline.Build(context.Background(), src, store, opts); err != nil {
+			b.Fatal(err)
+		}
+		return out
+	}
+	return build("real10k", pipeline.Options{Take: 10_000}), build("aux50k", pipeline.Options{Skip: 10_000, Kind: shards.KindGenerated})
+}

@@ -627,18 +627,32 @@ func pyGoState(t *testing.T, cfg sampler.Config, rank int) sampler.State {
 }
 
 // BenchmarkPythonClient measures bench.py (images/s into torch tensors) at
-// B=512, f=0.7 on CIFAR-shaped sets of 50k real and 200k generated
-// images, only when CERTMIX_PY_BENCH is set:
+// B=512, f=0.7, crop+flip, in sub-benchmarks by data and codec:
+// data=noise-cifar/codec=raw, CIFAR-shaped sets of 50k real and 200k
+// generated noise images (incompressible, so stored raw whatever the
+// codec), and data=fashion-mnist/codec=none|zstd, the 10,000 real and
+// 50,000 auxiliary images of `task split` with uncompressed and with zstd
+// shards (the default codec; Fashion-MNIST compresses to about 0.27). The
+// sets are kept in CERTMIX_BENCH_DIR (a temporary directory if unset).
+// CERTMIX_PY_BENCH_NET=unix serves on a Unix socket instead of TCP,
+// CERTMIX_PY_BENCH_RAW=1 times read_batch alone, no torch tensors (--raw),
+// and CERTMIX_PY_BENCH_BATCHES sets the batches timed (default 1000):
 //
 //	CERTMIX_BENCH_DIR=/tmp/cmx go test ./sampler/serve -run '^$' -bench PythonClient -benchtime 1x -v
 func BenchmarkPythonClient(b *testing.B) {
-	t := b
 	dir := os.Getenv("CERTMIX_BENCH_DIR")
 	if dir == "" {
-		dir = t.TempDir()
+		dir = b.TempDir()
 	}
 	ctx := context.Background()
-	open := func(name string, n int, seed uint64) *shards.Dataset {
+	openSet := func(t testing.TB, path string) *shards.Dataset {
+		d, err := shards.Open(ctx, path, shards.S3Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	noise := func(t testing.TB, name string, n int, seed uint64) *shards.Dataset {
 		path := filepath.Join(dir, name)
 		if _, err := os.Stat(filepath.Join(path, shards.ManifestName)); err != nil {
 			store, err := shards.NewLocal(path)
@@ -652,21 +666,32 @@ func BenchmarkPythonClient(b *testing.B) {
 			}
 			t.Logf("built %s (%d images) in %s", path, n, time.Since(start))
 		}
-		d, err := shards.Open(ctx, path, shards.S3Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return openSet(t, path)
 	}
-	real, gen := open("real-50k", 50_000, 1), open("gen-200k", 200_000, 2)
+	b.Run("data=noise-cifar/codec=raw", func(b *testing.B) {
+		benchPythonClient(b, noise(b, "real-50k", 50_000, 1), noise(b, "gen-200k", 200_000, 2))
+	})
+	for _, codec := range []string{shards.CodecNone, shards.CodecZstd} {
+		b.Run("data=fashion-mnist/codec="+codec, func(b *testing.B) {
+			real, gen := testsets.FashionMNIST(b, dir, codec)
+			benchPythonClient(b, openSet(b, real), openSet(b, gen))
+		})
+	}
+}
+
+func benchPythonClient(t *testing.B, real, gen *shards.Dataset) {
 	cfg := sampler.Config{Sources: []sampler.Source{{Dataset: real, Fraction: 0.3}, {Dataset: gen, Fraction: 0.7, Replacement: true}},
 		Batch: 512, Seed: 1, Augment: sampler.Augment{Pad: 4, Flip: true}}
 	network := os.Getenv("CERTMIX_PY_BENCH_NET") // tcp (default) or unix
 	if network == "" {
 		network = "tcp"
 	}
+	batches := os.Getenv("CERTMIX_PY_BENCH_BATCHES")
+	if batches == "" {
+		batches = "1000"
+	}
 	addr := pyServe(t, cfg, network)
-	args := []string{"bench.py", addr, "--batches", "1000"}
+	args := []string{"bench.py", addr, "--batches", batches}
 	if os.Getenv("CERTMIX_PY_BENCH_RAW") != "" {
 		args = append(args, "--raw")
 	}
@@ -678,6 +703,12 @@ func BenchmarkPythonClient(b *testing.B) {
 		t.Fatalf("bench.py: %v\n%s", err, out)
 	}
 	t.Logf("%s: %s", network, bytes.TrimSpace(out))
+	var res struct {
+		ImagesPerS float64 `json:"images_per_s"`
+	}
+	if json.Unmarshal(bytes.TrimSpace(out), &res) == nil {
+		t.ReportMetric(res.ImagesPerS, "images/s")
+	}
 }
 
 // TestPythonClientThroughAnS3Outage: the datasets live on an S3 server that

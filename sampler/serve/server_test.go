@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -290,22 +292,100 @@ func TestDecodeHeaderRefuses(t *testing.T) {
 	}
 }
 
+// FuzzDecodeHeader: a header DecodeHeader accepts declares, computed again
+// in exact integers, payload bytes = 17 per image (label, id, source) + the
+// images' bytes + the state, at most MaxPayload; and it round-trips: Encode
+// writes back the same bytes (all but the reserved 20..23 and 52..63) and
+// those decode to the same header.
 func FuzzDecodeHeader(f *testing.F) {
 	b := make([]byte, HeaderSize)
 	(&Header{Kind: KindBatch, DType: DTypeUint8, Layout: LayoutNHWC, Batch: 1, Height: 1, Width: 1, Channels: 1, PayloadBytes: 18}).Encode(b)
 	f.Add(b)
+	b = make([]byte, HeaderSize)
+	(&Header{Kind: KindBatch, DType: DTypeFloat32, Layout: LayoutNCHW, Batch: 512, Height: 32, Width: 32, Channels: 3, Step: 7, Epoch: 1,
+		StateBytes: 40, PayloadBytes: 512*17 + 512*32*32*3*4 + 40}).Encode(b)
+	f.Add(b)
+	b = make([]byte, HeaderSize)
+	(&Header{Kind: KindError, PayloadBytes: 12}).Encode(b)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := DecodeHeader(data)
-		if err == nil && h.PayloadBytes > MaxPayload {
+		if err != nil {
+			return
+		}
+		if h.PayloadBytes > MaxPayload {
 			t.Fatalf("accepted a payload of %d bytes", h.PayloadBytes)
+		}
+		if h.Kind == KindBatch {
+			size := map[uint8]int64{DTypeUint8: 1, DTypeFloat32: 4}[h.DType]
+			if size == 0 || (h.Layout != LayoutNHWC && h.Layout != LayoutNCHW) {
+				t.Fatalf("accepted dtype %d, layout %d", h.DType, h.Layout)
+			}
+			n := new(big.Int).SetUint64(uint64(h.Batch))
+			want := new(big.Int).Mul(n, big.NewInt(17))
+			img := new(big.Int).Mul(n, big.NewInt(size))
+			for _, d := range []uint16{h.Height, h.Width, h.Channels} {
+				img.Mul(img, big.NewInt(int64(d)))
+			}
+			want.Add(want, img).Add(want, big.NewInt(int64(h.StateBytes)))
+			if want.Cmp(new(big.Int).SetUint64(h.PayloadBytes)) != 0 {
+				t.Fatalf("accepted %+v: the frame's parts add up to %v bytes", h, want)
+			}
+		} else if h.Kind != KindError {
+			t.Fatalf("accepted frame kind %d", h.Kind)
+		}
+		out := make([]byte, HeaderSize)
+		h.Encode(out)
+		for i := range HeaderSize {
+			if reserved := (i >= 20 && i < 24) || i >= 52; !reserved && out[i] != data[i] {
+				t.Fatalf("Encode(DecodeHeader(b)) differs from b at byte %d: %x, was %x", i, out[i], data[i])
+			}
+		}
+		if h2, err := DecodeHeader(out); err != nil || h2 != h {
+			t.Fatalf("DecodeHeader(Encode(h)) = %+v, %v; h = %+v", h2, err, h)
 		}
 	})
 }
 
+// FuzzHandshake: the handshake is read from its first line alone, whatever
+// follows the newline; and an accepted request round-trips: marshalled and
+// read again, it is the same request.
 func FuzzHandshake(f *testing.F) {
 	f.Add([]byte(`{"magic":"certmix","version":1,"rank":0,"state":null}` + "\n"))
+	f.Add([]byte(`{"magic":"certmix","version":1,"rank":1,"state":{"seed":3,"step":12}}` + "\nrest"))
 	f.Add([]byte("\x00\xff\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		readRequest(bufio.NewReader(bytes.NewReader(data))) // must not panic
+		req, err := readRequest(bufio.NewReader(bytes.NewReader(data)))
+		// Only the first line counts: the same line followed by other bytes
+		// (a client that sends more at once) reads the same.
+		if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
+			other := append(slices.Clone(data[:nl+1]), "{\"magic\":\"x\"}\n\x00"...)
+			req2, err2 := readRequest(bufio.NewReader(bytes.NewReader(other)))
+			if (err == nil) != (err2 == nil) || (err == nil && !reflectEqualJSON(t, req, req2)) {
+				t.Fatalf("the bytes after the handshake line changed its reading: %+v, %v then %+v, %v", req, err, req2, err2)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("refused with %v: want a protocol error or the end of the input", err)
+			}
+			return
+		}
+		line, err := json.Marshal(req)
+		if err != nil {
+			t.Fatalf("marshal an accepted request: %v", err)
+		}
+		req2, err := readRequest(bufio.NewReader(bytes.NewReader(append(line, '\n'))))
+		if err != nil || !reflectEqualJSON(t, req, req2) {
+			t.Fatalf("read(write(request)) = %+v, %v; request %+v", req2, err, req)
+		}
 	})
+}
+
+// reflectEqualJSON compares two requests by their JSON form.
+func reflectEqualJSON(t *testing.T, a, b *Request) bool {
+	t.Helper()
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,14 +76,37 @@ print('ok')
 	}
 }
 
+// fuzzScratch returns a directory for the stores a fuzz target writes:
+// under /dev/shm when there is one (fsync on a busy disk stalls fuzzing
+// for seconds at a time), else a temporary directory. It is removed at the
+// end.
+func fuzzScratch(f *testing.F) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "certmix-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
 // FuzzCheckpoint: no bytes make the checkpoint reader panic or allocate
-// beyond what the file holds.
+// beyond what the file holds; a checkpoint it accepts round-trips (written
+// back and read again: the same tensors bit for bit, the same metadata);
+// and one made inconsistent (a tensor's data one value short of its shape)
+// is refused by Write, leaving nothing in a real local store.
 func FuzzCheckpoint(f *testing.F) {
 	c := &File{Tensors: map[string]Tensor{"w": {Shape: []int{2}, Data: []float32{1, 2}}}, Meta: map[string]string{"step": "1"}}
 	good, _ := c.Marshal()
 	f.Add(good)
 	f.Add(good[:10])
 	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
+	c = &File{Tensors: map[string]Tensor{"a": {Shape: []int{2, 2}, Data: []float32{float32(math.NaN()), float32(math.Inf(-1)), -0.0, 1e-45}},
+		"b": {Shape: []int{}, Data: []float32{3}}, "c": {Shape: []int{0, 5}, Data: []float32{}}}, Meta: map[string]string{"state": `{"step":3}`}}
+	good, _ = c.Marshal()
+	f.Add(good)
+	ctx := context.Background()
+	scratch := fuzzScratch(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Unmarshal(data)
 		if err != nil {
@@ -93,6 +118,54 @@ func FuzzCheckpoint(f *testing.F) {
 		}
 		if n > len(data) {
 			t.Fatalf("%d bytes of tensors from a %d-byte file", n, len(data))
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal of an accepted checkpoint: %v", err)
+		}
+		c2, err := Unmarshal(out)
+		if err != nil {
+			t.Fatalf("the reader refuses what Marshal wrote of a checkpoint it accepted: %v", err)
+		}
+		if !maps.Equal(c.Meta, c2.Meta) || len(c.Tensors) != len(c2.Tensors) {
+			t.Fatalf("read(write(c)): metadata %v, tensors %d; was %v, %d", c2.Meta, len(c2.Tensors), c.Meta, len(c.Tensors))
+		}
+		var short string
+		for name, a := range c.Tensors {
+			b, ok := c2.Tensors[name]
+			if !ok || !slices.Equal(a.Shape, b.Shape) || len(a.Data) != len(b.Data) {
+				t.Fatalf("read(write(c)): tensor %q %v, was %v", name, b.Shape, a.Shape)
+			}
+			for i := range a.Data {
+				if math.Float32bits(a.Data[i]) != math.Float32bits(b.Data[i]) {
+					t.Fatalf("read(write(c)): tensor %q value %d is %x, was %x", name, i, math.Float32bits(b.Data[i]), math.Float32bits(a.Data[i]))
+				}
+			}
+			if len(a.Data) > 0 && short == "" {
+				short = name
+			}
+		}
+		if short == "" {
+			return
+		}
+		bad := &File{Tensors: maps.Clone(c.Tensors), Meta: c.Meta}
+		tn := bad.Tensors[short]
+		tn.Data = tn.Data[:len(tn.Data)-1]
+		bad.Tensors[short] = tn
+		dir, err := os.MkdirTemp(scratch, "ck")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		st, err := shards.NewLocal(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(ctx, st, "last.safetensors", bad); err == nil {
+			t.Fatalf("Write accepted tensor %q with %d values for shape %v", short, len(tn.Data), tn.Shape)
+		}
+		if names, err := st.List(ctx); err != nil || len(names) != 0 {
+			t.Fatalf("the refused checkpoint left %v (%v)", names, err)
 		}
 	})
 }

@@ -325,19 +325,67 @@ func TestLOTLipschitzBound(t *testing.T) {
 			})
 		}
 	}
-	// A layer that is not orthogonal: M_orth scaled by 3 has norm 3.
-	l := NewLOT("l", 4, 4, 3, 1, 6, 1, 10, newRNG(2300))
-	randomKernel(l, 2301)
-	l.Orthogonalize(false)
-	for i := range l.moR {
-		l.moR[i] *= 3
+	// Layers that are not orthogonal: M_orth scaled by 3 (norm about 3), and
+	// by 1.01 (a little above 1). The bound is at least the exact largest
+	// singular value over the frequencies (float64 SVD of each frequency's
+	// matrix) and at most one rung of its ladder above it: t = 1 + 2^k with
+	// t − 1 at most 4 times σ² − 1.
+	for _, scale := range []float32{3, 1.01} {
+		l := NewLOT("l", 4, 4, 3, 1, 6, 1, 10, newRNG(2300))
+		randomKernel(l, 2301)
+		l.Orthogonalize(false)
+		for i := range l.moR {
+			l.moR[i] *= scale
+		}
+		for i := range l.moC {
+			l.moC[i] *= complex(scale, 0)
+		}
+		exact := lotFrequencyNorm(t, l)
+		b := l.LipschitzBound()
+		t.Logf("scale %g: largest singular value over the frequencies %.9f, bound %.9f", scale, exact, b)
+		excess := b*b - 1e-9 - 1 // the rung's 2^k
+		k := math.Log2(excess)
+		if b < exact || excess > 4*(exact*exact-1)*(1+1e-9) || math.Abs(k-math.Round(k)) > 1e-6 {
+			t.Errorf("scale %g: bound %.9f, exact norm %.9f: want the norm <= bound, with bound² = 1 + 2^k + 1e-9 the first rung at or above norm²", scale, b, exact)
+		}
 	}
-	for i := range l.moC {
-		l.moC[i] *= 3
+}
+
+// lotFrequencyNorm is the largest singular value of the layer's M_orth over
+// the frequencies, each matrix factorised by float64 SVD (a complex one
+// through its real embedding [[Re, −Im], [Im, Re]], which has the same
+// singular values).
+func lotFrequencyNorm(t *testing.T, l *LOT) float64 {
+	t.Helper()
+	ci, co := l.Cin, l.Cout
+	oc := ci * co
+	worst := 0.0
+	factor := func(a *mat.Dense) {
+		var svd mat.SVD
+		if !svd.Factorize(a, mat.SVDNone) {
+			t.Fatal("SVD failed")
+		}
+		worst = max(worst, svd.Values(nil)[0])
 	}
-	if b := l.LipschitzBound(); b < 3*0.9 || b > 3*1.001*1.5 {
-		t.Errorf("bound of a 3-Lipschitz layer: %g", b)
+	for j := range l.nR {
+		a := mat.NewDense(co, ci, nil)
+		for i, v := range l.moR[j*oc:][:oc] {
+			a.Set(i/ci, i%ci, float64(v))
+		}
+		factor(a)
 	}
+	for j := range l.nC {
+		a := mat.NewDense(2*co, 2*ci, nil)
+		for i, v := range l.moC[j*oc:][:oc] {
+			r, c, re, im := i/ci, i%ci, float64(real(v)), float64(imag(v))
+			a.Set(r, c, re)
+			a.Set(r, ci+c, -im)
+			a.Set(co+r, c, im)
+			a.Set(co+r, ci+c, re)
+		}
+		factor(a)
+	}
+	return worst
 }
 
 // TestLOTNoAllocs: after the first training step (which allocates the

@@ -13,15 +13,17 @@ import (
 const nsEps = 1e-4
 
 // newtonSchulz orthogonalises a batch of count matrices M (rows×cols, row-major,
-// one after the other) as the LOT layer does at every frequency (the authors' lot_ortho_conv.py step
-// 5), and differentiates through it:
+// one after the other) as the LOT layer does at every frequency, and
+// differentiates through it:
 //
 //	S = M Mᴴ + 1e-4·I;  σ = ‖S‖_F + 1e-4;  Y₀ = S/σ, Z₀ = I
 //	T times: P = ½(3I − Z Y); Y ← Y P; Z ← P Z
 //	M_orth = Z M / √σ
 //
 // Z approaches (S/σ)^(−1/2) from below, so every singular value of M_orth is
-// below one even when the iterations have not converged (TestNewtonSchulz*).
+// at most one, up to float32 rounding, even when the iterations have not
+// converged: the layers' exact spectral norms (SVD) in TestLOTSpectralNorm and
+// TestLOTLipschitzBound, with random kernels far from orthogonal.
 // The first iteration (Z₀ = I) and the last update of Y (unused) are skipped:
 // 3T − 3 products of rows×rows matrices forward. With stash, forward keeps
 // every Yₖ, Pₖ and Zₖ so that backward can run the iterations in reverse
