@@ -49,7 +49,7 @@ func TestTrainGloroPresets(t *testing.T) {
 		}
 		var py struct {
 			Depth, Width, Batch, Epochs, WarmupEpochs, PowerIters, CropPad int
-			LR, WeightDecay, Clip, Eps, Beta1, Beta2, AdamEps             float64
+			LR, WeightDecay, Clip, Eps, Beta1, Beta2, AdamEps              float64
 		}
 		if err := json.Unmarshal(out, &py); err != nil {
 			t.Fatalf("%s: %v: %s", name, err, out)
