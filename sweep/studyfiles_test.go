@@ -13,7 +13,7 @@ func TestRepositorySweepFiles(t *testing.T) {
 	if err != nil || len(files) < 3 {
 		t.Fatalf("sweep files: %v, %v", files, err)
 	}
-	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 2, "study-lot.yaml": 4, "study-linf.yaml": 4}
+	want := map[string]int{"demo.yaml": 0, "study-gloro.yaml": 2, "study-lot.yaml": 4, "study-linf.yaml": 4, "study-torch.yaml": 2}
 	for _, path := range files {
 		f, _, err := ReadFile(path)
 		if err != nil {
