@@ -434,8 +434,8 @@ def main(argv=None):
     every = a.checkpoint_every if a.checkpoint_every > 0 else spe
     ids_log = open(ids_path, "a")
     loss_sum = images = 0.0
-    start = time.time()
-    done_here = 0
+    start = t0 = time.time()
+    done_here = images_here = 0
     try:
         while step < total:
             b = conn.read_batch()
@@ -459,6 +459,7 @@ def main(argv=None):
             opt.step()
             step += 1
             done_here += 1
+            images_here += len(labels)
             loss_sum += loss.item()
             images += len(labels)
             epoch_end = step % spe == 0
@@ -489,7 +490,8 @@ def main(argv=None):
                 loss_sum = images = 0.0
                 start = time.time()
             if a.max_steps and done_here >= a.max_steps:
-                print("rank %d: stopped after %d steps (--max-steps), %.1f images/s" % (rank, done_here, images / (time.time() - start)), flush=True)
+                print("rank %d: stopped after %d steps (--max-steps): %d images in %.1f s, %.1f images/s"
+                      % (rank, done_here, images_here, time.time() - t0, images_here / (time.time() - t0)), flush=True)
                 return 0
         if rank == 0:
             save_state_dict(model, state_dict_path)
