@@ -67,8 +67,10 @@ const (
 //   - otherwise it takes the running marker (refusing with [ErrRunning]
 //     when a live process holds it), records the datasets' manifests ([RecordData]), runs certmix train into train/ (with
 //     --resume when train/last.safetensors exists: an interrupted cell goes
-//     on from its checkpoint), then certmix certify into certify/, and
-//     writes the done marker atomically;
+//     on from its checkpoint) or, for a cell with an external trainer, the
+//     trainer's ranks fed by the cell's sampler servers and certmix import
+//     of the state dict they wrote (see [TrainerVars]), then certmix
+//     certify into certify/, and writes the done marker atomically;
 //   - on error it writes the failed marker with the error and returns it.
 //
 // The commands' output goes to the cell's log (appended, so every attempt
@@ -114,13 +116,19 @@ func RunCell(ctx context.Context, dir string, c Cell, r Runner) (out Outcome, er
 	if _, err := RecordData(ctx, cd, c); err != nil {
 		return Ran, err
 	}
-	train := append([]string{"train"}, c.Train...)
-	train = append(train, "--out", filepath.Join(cd, "train"))
-	if _, err := os.Stat(filepath.Join(cd, "train", rundir.LastCheckpoint)); err == nil {
-		train = append(train, "--resume")
-	}
-	if err := step(ctx, r, train, log); err != nil {
-		return Ran, err
+	if c.Trainer != nil {
+		if err := trainExternal(ctx, cd, c, r, log); err != nil {
+			return Ran, err
+		}
+	} else {
+		train := append([]string{"train"}, c.Train...)
+		train = append(train, "--out", filepath.Join(cd, "train"))
+		if _, err := os.Stat(filepath.Join(cd, "train", rundir.LastCheckpoint)); err == nil {
+			train = append(train, "--resume")
+		}
+		if err := step(ctx, r, train, log); err != nil {
+			return Ran, err
+		}
 	}
 	ckpt := filepath.Join(cd, "train", c.Checkpoint+".safetensors")
 	certify := append([]string{"certify"}, c.Certify...)

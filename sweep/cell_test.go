@@ -20,7 +20,7 @@ import (
 
 // fakeCertmix stands in for the certmix binary: train writes
 // last.safetensors and metrics.jsonl into --out, certify writes
-// summary.json; failTrain makes train fail after its checkpoint, as a
+// summary.json, import writes --out from an existing --npz; failTrain makes train fail after its checkpoint, as a
 // killed run would leave it.
 type fakeCertmix struct {
 	mu        sync.Mutex
@@ -34,7 +34,11 @@ func (f *fakeCertmix) Run(ctx context.Context, args []string, log io.Writer) err
 	fail := f.failTrain
 	f.mu.Unlock()
 	out := flagValue(args, "--out")
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	dir := out
+	if args[0] == "import" {
+		dir = filepath.Dir(out)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "fake certmix %s\n", args[0])
@@ -49,6 +53,11 @@ func (f *fakeCertmix) Run(ctx context.Context, args []string, log io.Writer) err
 		return os.WriteFile(filepath.Join(out, "metrics.jsonl"), []byte(`{"epoch":0,"test_certified":0.5}`+"\n"), 0o644)
 	case "certify":
 		return os.WriteFile(filepath.Join(out, "summary.json"), []byte(`{"clean":0.8}`+"\n"), 0o644)
+	case "import":
+		if _, err := os.Stat(flagValue(args, "--npz")); err != nil {
+			return err
+		}
+		return os.WriteFile(out, []byte("weights"), 0o644)
 	}
 	return fmt.Errorf("fake certmix: unknown command %q", args[0])
 }

@@ -13,7 +13,10 @@
 //	cells/NAME/          one per cell, named by its parameters, e.g. gloro-xs_e3_f0.3_aux50k_s0
 //	  cell.json          the cell's parameters and the commands' flags
 //	  data.json          the manifests of the datasets it used, with their xxhash64
-//	  train/             certmix train --out (checkpoints, metrics.jsonl)
+//	  train/             certmix train --out (checkpoints, metrics.jsonl), or an
+//	                     external trainer's CERTMIX_OUT (state_dict.npz, its
+//	                     checkpoint, sampler.sock while it runs) and the
+//	                     last.safetensors certmix import made of it
 //	  certify/           certmix certify --out (summary.json, report.json, radii.csv, plots)
 //	  log                the commands' output, every attempt appended
 //	  running, failed    markers of an attempt under way, or of one that failed
@@ -38,4 +41,12 @@
 //     one job array, a task per cell, resources from the file); [Status]
 //     tells each cell's state (TestStatus; TestSweepOnSlurm in tools/certmix
 //     on a real one-node cluster, see .ci/slurm).
+//   - A grid may train its cells with an external command ([Trainer], e.g.
+//     clients/python/train_gloro.py on GPUs) fed by sampler servers that
+//     live as long as the cell, in N ranks with the environment of
+//     [TrainerVars]; its state dict is imported and certified as any
+//     cell's, a failing trainer leaves a failed cell and stopped servers
+//     (TestExternalCell, TestExternalTrainerFails; TestSweepPyTorchCells,
+//     TestSweepPyTorchTwoRanks and TestSweepPyTorchOnSlurm in tools/certmix
+//     with PyTorch; docs/external-trainers.md).
 package sweep

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -48,8 +49,11 @@ type File struct {
 	// chooses best.safetensors instead of test images; the split depends
 	// on the real set and val_seed alone, so every cell holds out the same
 	// images. Absent: [DefaultVal]; 0: none.
-	Val     *int      `yaml:"val"`
-	ValSeed uint64    `yaml:"val_seed"`
+	Val     *int   `yaml:"val"`
+	ValSeed uint64 `yaml:"val_seed"`
+	// Trainer, when set, trains every cell with this command instead of
+	// certmix train (a grid's Trainer replaces it for that grid's cells).
+	Trainer *Trainer  `yaml:"trainer"`
 	Grids   []Grid    `yaml:"grids"`
 	Slurm   Resources `yaml:"slurm"`
 }
@@ -64,6 +68,35 @@ func (f *File) ValImages() int {
 		return DefaultVal
 	}
 	return *f.Val
+}
+
+// Trainer is an external training command (a PyTorch script, on GPUs)
+// that trains a cell in place of certmix train, fed by the sampler server
+// the cell runs, with the environment of [TrainerEnv]; certmix imports the
+// state dict it writes and certifies it as its own cells
+// (docs/external-trainers.md).
+//
+//	trainer: {command: [python3, clients/python/train_gloro.py, --epochs, "${CERTMIX_EPOCHS}"], arch: gloro, gpus: 2, batch: 256}
+type Trainer struct {
+	// Command is the program and its arguments, run without a shell from
+	// the directory certmix sweep ran in. ${CERTMIX_...} in it are the
+	// cell's (and rank's) values of [TrainerEnv].
+	Command []string `yaml:"command"`
+	// Arch is certmix import --arch (empty: detected from the state dict).
+	Arch string `yaml:"arch"`
+	// GPUs is the number of ranks, each a process with its own stream of
+	// batches (and, on Slurm, the GPUs each array task asks for); 0 is one
+	// rank and no GPU asked for.
+	GPUs int `yaml:"gpus"`
+	// Batch is the images of a step over all ranks (required; each rank
+	// gets Batch/ranks).
+	Batch int `yaml:"batch"`
+	// CropPad is the padding of the random crop (default 4, at most 2 for
+	// images smaller than 32x32, as certmix train's GloroNet and LOT).
+	CropPad *int `yaml:"crop_pad"`
+	// CheckpointEvery is CERTMIX_CHECKPOINT_EVERY, the steps between the
+	// trainer's checkpoints (0: the trainer's default, every epoch).
+	CheckpointEvery int `yaml:"checkpoint_every"`
 }
 
 // Data names the datasets of a sweep by URL (local path or s3://).
@@ -102,6 +135,8 @@ type Grid struct {
 	// schedule); empty means the preset's and no flag.
 	Schedule List[string] `yaml:"schedule"`
 	Train    Flags        `yaml:"train"`
+	// Trainer replaces the file's Trainer for this grid's cells.
+	Trainer *Trainer `yaml:"trainer"`
 }
 
 // Resources are the sbatch resources of each array task (one task per
@@ -211,6 +246,9 @@ func Parse(data []byte, env func(string) (string, bool)) (*File, []byte, error) 
 			return "$"
 		}
 		name, def, hasDef := strings.Cut(s, ":-")
+		if slices.Contains(TrainerVars, name) {
+			return "${" + s + "}" // the cell's, set when its trainer runs
+		}
 		if v, ok := env(name); ok && (v != "" || !hasDef) {
 			return v
 		}
@@ -271,6 +309,11 @@ func (f *File) check() error {
 	for k := range f.Certify {
 		if k == "checkpoint" || k == "test" || k == "out" || k == "train" {
 			return fmt.Errorf("certify.%s is set by the sweep", k)
+		}
+	}
+	if f.Trainer != nil {
+		if err := f.Trainer.check(f); err != nil {
+			return fmt.Errorf("trainer: %w", err)
 		}
 	}
 	for i, g := range f.Grids {
@@ -336,5 +379,33 @@ func (g Grid) check(f *File) error {
 	if withGenerated && len(g.Generated) == 0 && len(f.Data.Generated) != 1 {
 		return fmt.Errorf("a fraction above 0 needs generated data: name the amounts (generated: [...]) of the %d under data.generated", len(f.Data.Generated))
 	}
+	if g.Trainer != nil {
+		if err := g.Trainer.check(f); err != nil {
+			return fmt.Errorf("trainer: %w", err)
+		}
+	}
 	return checkFlags("train", g.Train)
 }
+
+func (t *Trainer) check(f *File) error {
+	switch {
+	case len(t.Command) == 0 || t.Command[0] == "":
+		return errors.New("command: name the program and its arguments, e.g. [python3, train.py]")
+	case t.GPUs < 0:
+		return fmt.Errorf("gpus %d: want 0 (one rank on the CPU) or more", t.GPUs)
+	case t.Batch < 1:
+		return errors.New("batch: the images of a step over all ranks are required")
+	case t.Batch%t.ranks() != 0:
+		return fmt.Errorf("batch %d is not divisible by the %d ranks", t.Batch, t.ranks())
+	case t.CropPad != nil && *t.CropPad < 0:
+		return fmt.Errorf("crop_pad %d: want 0 (no crop) or more", *t.CropPad)
+	case t.CheckpointEvery < 0:
+		return fmt.Errorf("checkpoint_every %d: want 0 (every epoch) or more", t.CheckpointEvery)
+	case f.Checkpoint == "best":
+		return errors.New("checkpoint: best: an external trainer's cell certifies the state dict it writes at the end; use last")
+	}
+	return nil
+}
+
+// ranks is the number of trainer processes.
+func (t *Trainer) ranks() int { return max(t.GPUs, 1) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,34 @@ type Cell struct {
 	Certify []string `json:"certify"`
 	// Checkpoint is the checkpoint certified: last or best.
 	Checkpoint string `json:"checkpoint"`
+	// Trainer, when set, trains the cell in place of certmix train (Train
+	// is then empty).
+	Trainer *External `json:"trainer,omitempty"`
+}
+
+// External is a cell's external training command, as [Trainer] gives it
+// and [RunCell] runs it (docs/external-trainers.md).
+type External struct {
+	Command []string `json:"command"`
+	// Dir is the command's working directory: where certmix sweep ran.
+	Dir  string `json:"dir"`
+	Arch string `json:"arch,omitempty"`
+	// Ranks are the processes (one per GPU); GPUs those Slurm asks for.
+	Ranks int `json:"ranks"`
+	GPUs  int `json:"gpus,omitempty"`
+	// Batch is the images of a step over all ranks.
+	Batch           int `json:"batch"`
+	CropPad         int `json:"crop_pad"`
+	CheckpointEvery int `json:"checkpoint_every,omitempty"`
+}
+
+func newExternal(t *Trainer, dir string) *External {
+	pad := 4
+	if t.CropPad != nil {
+		pad = *t.CropPad
+	}
+	return &External{Command: slices.Clone(t.Command), Dir: dir, Arch: t.Arch, Ranks: t.ranks(), GPUs: t.GPUs,
+		Batch: t.Batch, CropPad: pad, CheckpointEvery: t.CheckpointEvery}
 }
 
 // Row names the cell's row in the report's tables: its name without the
@@ -112,6 +141,10 @@ func Expand(f *File, dir string) ([]Cell, error) {
 		if n := f.ValImages(); n > 0 {
 			train["val"], train["val-seed"] = strconv.Itoa(n), strconv.FormatUint(f.ValSeed, 10)
 		}
+		trainer := f.Trainer
+		if g.Trainer != nil {
+			trainer = g.Trainer
+		}
 		amounts := []string(g.Generated)
 		if len(amounts) == 0 && len(f.Data.Generated) == 1 {
 			amounts = []string{f.Data.Generated[0].Name}
@@ -133,10 +166,15 @@ func Expand(f *File, dir string) ([]Cell, error) {
 									c.GeneratedData = abs(u)
 								}
 								c.Name = c.name(true)
-								c.Train = c.trainFlags(train)
+								if trainer != nil {
+									c.Trainer = newExternal(trainer, dir)
+								} else {
+									c.Train = c.trainFlags(train)
+								}
 								c.Certify = c.certifyFlags(f.Certify)
 								if i, ok := seen[c.Name]; ok {
-									if !slices.Equal(cells[i].Train, c.Train) || !slices.Equal(cells[i].Certify, c.Certify) {
+									if !slices.Equal(cells[i].Train, c.Train) || !slices.Equal(cells[i].Certify, c.Certify) ||
+										!reflect.DeepEqual(cells[i].Trainer, c.Trainer) {
 										return nil, fmt.Errorf("%w: grids[%d]: cell %s is also in an earlier grid with other settings; give the grids labels", ErrFile, gi, c.Name)
 									}
 									continue

@@ -43,7 +43,8 @@ type Submission struct {
 func (s *Submission) TaskLog(i int) string { return filepath.Join(s.Dir, strconv.Itoa(i)+".log") }
 
 // Submit writes the job script of cells into a new DIR/slurm/N and submits
-// it with the plan's resources. The array's task order is frozen in the
+// it with the plan's resources (and the GPUs of the cells' external
+// trainers, when they ask for more). The array's task order is frozen in the
 // script, so a later change of the plan cannot move a queued task to
 // another cell.
 func (s Slurm) Submit(ctx context.Context, dir string, p *Plan, cells []Cell) (*Submission, error) {
@@ -65,7 +66,13 @@ func (s Slurm) Submit(ctx context.Context, dir string, p *Plan, cells []Cell) (*
 	if err := writeAtomic(script, []byte(JobScript(s.Binary, dir, sub.Cells))); err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
-	sub.Args = SbatchArgs(p, sub.Dir, len(cells))
+	res := p
+	if need := gpusOf(cells); need > p.Slurm.GPUs {
+		withGPUs := *p
+		withGPUs.Slurm.GPUs = need
+		res = &withGPUs
+	}
+	sub.Args = SbatchArgs(res, sub.Dir, len(cells))
 	sbatch := s.Sbatch
 	if sbatch == "" {
 		sbatch = "sbatch"
@@ -91,6 +98,18 @@ func (s Slurm) Submit(ctx context.Context, dir string, p *Plan, cells []Cell) (*
 		return nil, fmt.Errorf("submit: job %s is queued but not recorded: %w", job, err)
 	}
 	return sub, nil
+}
+
+// gpusOf is the most GPUs an external trainer of cells asks for: every
+// task of the array gets them (--gres=gpu:N).
+func gpusOf(cells []Cell) int {
+	n := 0
+	for _, c := range cells {
+		if c.Trainer != nil {
+			n = max(n, c.Trainer.GPUs)
+		}
+	}
+	return n
 }
 
 // newSubmissionDir makes the next free root/N (an atomic mkdir, so two

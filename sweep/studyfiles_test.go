@@ -14,7 +14,7 @@ func TestRepositorySweepFiles(t *testing.T) {
 		t.Fatalf("sweep files: %v, %v", files, err)
 	}
 	// demo: 6 cells; the study: three seeds per setting (2, 4 and 4 settings).
-	want := map[string]int{"demo.yaml": 6, "study-gloro.yaml": 6, "study-lot.yaml": 12, "study-linf.yaml": 12, "tiny.yaml": 4}
+	want := map[string]int{"demo.yaml": 6, "study-gloro.yaml": 6, "study-lot.yaml": 12, "study-linf.yaml": 12, "tiny.yaml": 4, "study-torch.yaml": 2}
 	for _, path := range files {
 		f, _, err := ReadFile(path)
 		if err != nil {
