@@ -199,7 +199,7 @@ func (r *Report) radiusRuns(row Row) ([]certifier.Run, error) {
 	var base, best *Result
 	var aux *Setting
 	if row.HasDelta {
-		aux = row.Aux[row.Best]
+		aux = row.Generated[row.Best]
 	}
 	if row.Base.Finished() {
 		base = row.Base.Done[0]
@@ -227,8 +227,8 @@ func (r *Report) radiusRuns(row Row) ([]certifier.Run, error) {
 			return nil, err
 		}
 		name := "f=" + strconv.FormatFloat(best.Fraction, 'g', -1, 64)
-		if best.Generated != "" {
-			name = best.Generated + " " + name
+		if best.Amount != "" {
+			name = best.Amount + " " + name
 		}
 		runs = append(runs, certifier.Run{Name: fmt.Sprintf("%s, seed %d", name, best.Seed), Results: res})
 	}

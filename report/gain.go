@@ -36,7 +36,7 @@ func (t Table) Gains() []Gain {
 		if !row.Base.Finished() {
 			continue
 		}
-		for j, a := range row.Aux {
+		for j, a := range row.Generated {
 			g := row.Gains[j]
 			if a == nil || math.IsNaN(g.Mean) {
 				continue

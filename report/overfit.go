@@ -41,7 +41,7 @@ func BestVsLast(results []Result) []BestLast {
 		if !found {
 			continue
 		}
-		b.Cell, b.Generated = r.Name, r.Generated
+		b.Cell, b.Generated = r.Name, r.Amount
 		b.EpochsAfterBest, b.Diff = b.LastEpoch-b.BestEpoch, b.Best-b.Last
 		out = append(out, b)
 	}

@@ -168,7 +168,7 @@ func PlotFraction(w io.Writer, t Table) error {
 				cert = append(cert, point{off, row.Base.Certified})
 			}
 			for j, c := range t.Columns {
-				if a := row.Aux[j]; c.Generated == amount && a.Finished() {
+				if a := row.Generated[j]; c.Generated == amount && a.Finished() {
 					clean = append(clean, point{c.Fraction + off, a.Clean})
 					cert = append(cert, point{c.Fraction + off, a.Certified})
 				}
@@ -354,7 +354,7 @@ func PlotGaps(w io.Writer, t Table) error {
 		if row.Base.Finished() {
 			pts = append(pts, point{off, row.Base.Gap})
 		}
-		for j, a := range row.Aux {
+		for j, a := range row.Generated {
 			if a.Finished() {
 				pts = append(pts, point{float64(j+1) + off, a.Gap})
 			}

@@ -56,7 +56,7 @@ func (s *Setting) Name() string {
 // Finished says whether any of the setting's cells has finished.
 func (s *Setting) Finished() bool { return s != nil && len(s.Done) > 0 }
 
-// Row is one row of a [Table]. Base and Aux[i] (for Columns[i]) are nil
+// Row is one row of a [Table]. Base and Generated[i] (for Columns[i]) are nil
 // where the plan has no such cells.
 type Row struct {
 	// Key is the cells' sweep.Cell.Row without the seed: what the cells of
@@ -69,8 +69,8 @@ type Row struct {
 	// Seeds are the seeds the plan gives the row, in order.
 	Seeds []uint64
 	Base  *Setting
-	Aux   []*Setting
-	// Gains[i] is the paired gain of Aux[i] over Base in certified
+	Generated   []*Setting
+	// Gains[i] is the paired gain of Generated[i] over Base in certified
 	// accuracy ([PairedGain] over the seeds finished in both); its Mean is
 	// NaN where no seed has finished in both.
 	Gains []Interval
@@ -100,7 +100,7 @@ func NewTable(results []Result, generated []string) Table {
 		if r.Fraction == 0 {
 			continue
 		}
-		c := Column{Generated: r.Generated, Fraction: r.Fraction}
+		c := Column{Generated: r.Amount, Fraction: r.Fraction}
 		if !slices.ContainsFunc(t.Columns, func(x Column) bool { return x.Generated == c.Generated && x.Fraction == c.Fraction }) {
 			t.Columns = append(t.Columns, c)
 			amounts[c.Generated], fractions[c.Fraction] = true, true
@@ -130,7 +130,7 @@ func NewTable(results []Result, generated []string) Table {
 			k = len(t.Rows)
 			rows[key] = k
 			t.Rows = append(t.Rows, Row{Key: key, Arch: r.Arch(), Family: familyOf(r.Cell), Epochs: r.Epochs, Schedule: r.Schedule,
-				Aux: make([]*Setting, len(t.Columns)), Gains: make([]Interval, len(t.Columns))})
+				Generated: make([]*Setting, len(t.Columns)), Gains: make([]Interval, len(t.Columns))})
 		}
 		row := &t.Rows[k]
 		if !slices.Contains(row.Seeds, r.Seed) {
@@ -138,8 +138,8 @@ func NewTable(results []Result, generated []string) Table {
 		}
 		s := &row.Base
 		if r.Fraction != 0 {
-			j := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Generated == r.Generated && c.Fraction == r.Fraction })
-			s = &row.Aux[j]
+			j := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Generated == r.Amount && c.Fraction == r.Fraction })
+			s = &row.Generated[j]
 		}
 		if *s == nil {
 			*s = &Setting{}
@@ -152,7 +152,7 @@ func NewTable(results []Result, generated []string) Table {
 	for i := range t.Rows {
 		row := &t.Rows[i]
 		row.Base.summarise()
-		for j, a := range row.Aux {
+		for j, a := range row.Generated {
 			a.summarise()
 			row.Gains[j] = pairedCertified(a, row.Base)
 			if g := row.Gains[j]; !math.IsNaN(g.Mean) && (!row.HasDelta || g.Mean > row.DeltaCert.Mean) {

@@ -118,7 +118,7 @@ func (r *Report) MainTable() TextTable {
 		}
 		line = append(line, strconv.Itoa(len(row.Seeds)))
 		line = append(line, entry(row.Base)...)
-		for _, a := range row.Aux {
+		for _, a := range row.Generated {
 			line = append(line, entry(a)...)
 		}
 		d := missing
@@ -230,7 +230,7 @@ func (r *Report) gapsTable() TextTable {
 	}
 	for _, row := range r.Table.Rows {
 		line := []string{row.Arch, strconv.Itoa(row.Epochs), gap(row.Base)}
-		for _, a := range row.Aux {
+		for _, a := range row.Generated {
 			line = append(line, gap(a))
 		}
 		tt.Rows = append(tt.Rows, line)

@@ -211,7 +211,7 @@ func TestDataRecorded(t *testing.T) {
 	// cell's data can be matched with its checkpoint.
 	ctx := context.Background()
 	real, _ := shards.Open(ctx, c.Real, shards.S3Config{})
-	gen, _ := shards.Open(ctx, c.GeneratedData, shards.S3Config{})
+	gen, _ := shards.Open(ctx, c.GeneratedURL, shards.S3Config{})
 	it, err := sampler.New(ctx, sampler.Config{Sources: []sampler.Source{{Dataset: real, Fraction: 0.5}, {Dataset: gen, Fraction: 0.5}}, Batch: 10}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -226,8 +226,8 @@ func TestDataRecorded(t *testing.T) {
 	}
 	// Another dataset at the same path: the cell refuses to go on.
 	os.RemoveAll(filepath.Join(CellDir(dir, c.Name), doneMarker))
-	os.RemoveAll(c.GeneratedData)
-	store, _ := shards.NewLocal(c.GeneratedData)
+	os.RemoveAll(c.GeneratedURL)
+	store, _ := shards.NewLocal(c.GeneratedURL)
 	testsets.Write(t, store, 100, shards.Shape{Height: 8, Width: 8, Channels: 1, Classes: 10}, 50, 25, 5000)
 	fake := &fakeCertmix{}
 	if _, err := RunCell(ctx, dir, c, fake); !errors.Is(err, ErrDataChanged) {

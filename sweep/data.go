@@ -41,7 +41,7 @@ const dataName = "data.json"
 // attempt), the datasets must be the same: otherwise [ErrDataChanged].
 func RecordData(ctx context.Context, cellDir string, c Cell) ([]DataRecord, error) {
 	var recs []DataRecord
-	for _, d := range []struct{ role, url string }{{"real", c.Real}, {"generated", c.GeneratedData}, {"test", c.Test}} {
+	for _, d := range []struct{ role, url string }{{"real", c.Real}, {"generated", c.GeneratedURL}, {"test", c.Test}} {
 		if d.url == "" {
 			continue
 		}

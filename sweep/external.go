@@ -107,7 +107,7 @@ func serverConfigs(ctx context.Context, c Cell) (train, test sampler.Config, cla
 	}
 	sources := []sampler.Source{{Dataset: real, Fraction: 1}}
 	if c.Fraction > 0 {
-		gen, err := shards.Open(ctx, c.GeneratedData, s3)
+		gen, err := shards.Open(ctx, c.GeneratedURL, s3)
 		if err != nil {
 			return train, test, 0, fmt.Errorf("generated data: %w", err)
 		}

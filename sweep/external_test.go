@@ -151,7 +151,7 @@ func TestExternalCell(t *testing.T) {
 	// The mix as certmix train draws it, 10 images a rank, world size 2.
 	ctx := context.Background()
 	real, _ := shards.Open(ctx, c.Real, shards.S3Config{})
-	gen, _ := shards.Open(ctx, c.GeneratedData, shards.S3Config{})
+	gen, _ := shards.Open(ctx, c.GeneratedURL, shards.S3Config{})
 	cfg := sampler.Config{Sources: []sampler.Source{{Dataset: real, Fraction: 0.7}, {Dataset: gen, Fraction: 0.3, Replacement: true}},
 		Batch: 10, Seed: 5, WorldSize: 2, Augment: sampler.Augment{Size: 8, Pad: 2, Flip: true}}
 	for rank := range 2 {

@@ -20,7 +20,7 @@ type Cell struct {
 	// Fraction is the share of generated images per batch; Generated names
 	// the amount (empty at fraction 0, the base model).
 	Fraction  float64 `json:"fraction"`
-	Generated string  `json:"generated,omitempty"`
+	Amount string  `json:"generated,omitempty"`
 	Seed      uint64  `json:"seed"`
 	Schedule  string  `json:"schedule,omitempty"`
 	// Family names the cell's architecture family for the report's line of
@@ -31,7 +31,7 @@ type Cell struct {
 	// The datasets, as URLs with local paths made absolute.
 	Real          string `json:"real"`
 	Test          string `json:"test"`
-	GeneratedData string `json:"generated_data,omitempty"`
+	GeneratedURL string `json:"generated_data,omitempty"`
 	// Train and Certify are the commands' flags without the run's own
 	// paths (--out, --resume, --checkpoint), which the sweep adds.
 	Train   []string `json:"train"`
@@ -101,8 +101,8 @@ func (c Cell) name(withData bool) string {
 	parts = append(parts, c.Preset, "e"+strconv.Itoa(c.Epochs))
 	if withData {
 		parts = append(parts, "f"+formatFraction(c.Fraction))
-		if c.Generated != "" {
-			parts = append(parts, c.Generated)
+		if c.Amount != "" {
+			parts = append(parts, c.Amount)
 		}
 	}
 	if c.Schedule != "" {
@@ -159,11 +159,11 @@ func Expand(f *File, dir string) ([]Cell, error) {
 								gens = []string{""}
 							}
 							for _, gen := range gens {
-								c := Cell{Label: g.Label, Preset: preset, Epochs: epochs, Fraction: fraction, Generated: gen,
+								c := Cell{Label: g.Label, Preset: preset, Epochs: epochs, Fraction: fraction, Amount: gen,
 									Seed: seed, Schedule: schedule, Family: g.Family, Real: abs(f.Data.Real), Test: abs(f.Data.Test), Checkpoint: checkpoint}
 								if gen != "" {
 									u, _ := f.Data.Generated.URL(gen)
-									c.GeneratedData = abs(u)
+									c.GeneratedURL = abs(u)
 								}
 								c.Name = c.name(true)
 								if trainer != nil {
@@ -202,8 +202,8 @@ func orOne[T any](l List[T], def T) []T {
 // flags in name order.
 func (c Cell) trainFlags(fixed Flags) []string {
 	a := []string{"--real", c.Real}
-	if c.Generated != "" {
-		a = append(a, "--generated", c.GeneratedData)
+	if c.Amount != "" {
+		a = append(a, "--generated", c.GeneratedURL)
 	}
 	a = append(a, "--fraction", formatFraction(c.Fraction), "--preset", c.Preset, "--epochs", strconv.Itoa(c.Epochs),
 		"--seed", strconv.FormatUint(c.Seed, 10))

@@ -43,8 +43,8 @@ func TestExpand(t *testing.T) {
 	if !slices.Equal(mixed.Train, wantTrain) {
 		t.Errorf("mixed cell's train flags\n%q\nwant\n%q", mixed.Train, wantTrain)
 	}
-	if cells[1].GeneratedData != "s3://bucket/gen-1m" {
-		t.Errorf("an s3:// URL was changed: %q", cells[1].GeneratedData)
+	if cells[1].GeneratedURL != "s3://bucket/gen-1m" {
+		t.Errorf("an s3:// URL was changed: %q", cells[1].GeneratedURL)
 	}
 	wantTrain = []string{"--real", "/work/out/real", "--generated", "/work/out/gen-5m", "--fraction", "0.7", "--preset", "gloro-xs",
 		"--epochs", "3", "--seed", "2", "--schedule", "cosine", "--test", "/work/out/test", "--depth", "2", "--lr", "1e-3", "--val", "1000", "--val-seed", "0", "--width", "8"}
@@ -78,9 +78,9 @@ func TestCellNames(t *testing.T) {
 		name string
 	}{
 		{Cell{Preset: "gloro-xs", Epochs: 3, Fraction: 0}, "gloro-xs_e3_f0_s0"},
-		{Cell{Preset: "gloro-xs", Epochs: 3, Fraction: 0.3, Generated: "aux50k"}, "gloro-xs_e3_f0.3_aux50k_s0"},
-		{Cell{Preset: "lot-s", Epochs: 200, Fraction: 1, Generated: "10M", Schedule: "cosine", Seed: 7}, "lot-s_e200_f1_10M_cosine_s7"},
-		{Cell{Label: "nodrop", Preset: "sortnet", Epochs: 3000, Fraction: 0.125, Generated: "5M"}, "nodrop_sortnet_e3000_f0.125_5M_s0"},
+		{Cell{Preset: "gloro-xs", Epochs: 3, Fraction: 0.3, Amount: "aux50k"}, "gloro-xs_e3_f0.3_aux50k_s0"},
+		{Cell{Preset: "lot-s", Epochs: 200, Fraction: 1, Amount: "10M", Schedule: "cosine", Seed: 7}, "lot-s_e200_f1_10M_cosine_s7"},
+		{Cell{Label: "nodrop", Preset: "sortnet", Epochs: 3000, Fraction: 0.125, Amount: "5M"}, "nodrop_sortnet_e3000_f0.125_5M_s0"},
 	} {
 		if got := tc.cell.name(true); got != tc.name {
 			t.Errorf("%+v: name %q, want %q", tc.cell, got, tc.name)

@@ -223,7 +223,7 @@ func TestSweepPyTorchTwoRanks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := shards.Open(ctx, c.GeneratedData, shards.S3Config{})
+	gen, err := shards.Open(ctx, c.GeneratedURL, shards.S3Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
