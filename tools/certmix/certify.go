@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"certmix/certifier"
 	"certmix/shards"
@@ -25,6 +26,7 @@ func runCertify(ctx context.Context, args []string) error {
 	eps := fs.Float64("eps", 0, "radius (pixel units, in the model's norm) at which certified accuracy is reported (default: the model's, e.g. 36/255 for l2 models)")
 	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap (and SortNet recalibrates its running means on it)")
 	recal := fs.Int("recalibrate", 10000, "training images for SortNet's running-mean pass before certifying")
+	compare := fs.Bool("compare-estimate", false, "also compute the authors' estimate-based certificate (power-iteration K, rounding ignored; not a proof) and print its certified accuracy and time next to the proven one's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,10 +67,12 @@ func runCertify(ctx context.Context, args []string) error {
 	if err := recalibrate(ctx, tr, train, *recal); err != nil {
 		return err
 	}
+	start := time.Now()
 	cert, err := certifyAll(tr.Model, x, labels, *eps)
 	if err != nil {
 		return err
 	}
+	took := time.Since(start)
 	res, k := cert.Results, cert.K
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -85,7 +89,7 @@ func runCertify(ctx context.Context, args []string) error {
 		return file.Close()
 	}
 	radii := reportRadii(cert.Norm, *eps)
-	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
+	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Proof: cert.Proof, Seconds: took.Seconds(), Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
 	for i, r := range radii {
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
@@ -119,13 +123,19 @@ func runCertify(ctx context.Context, args []string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Printf("certified %d images of %s (%s radii) with K = %.4f\n", len(res), test, cert.Norm, k)
+	fmt.Printf("certified %d images of %s (%s radii) with K = %.6f in %.2fs\n", len(res), test, cert.Norm, k, took.Seconds())
+	fmt.Printf("proof: %s\n", cert.Proof)
 	fmt.Printf("clean accuracy      %.4f\n", certifier.CleanAccuracy(res))
 	for _, r := range radii {
 		fmt.Printf("certified at %.4f  %.4f\n", r, certifier.CertifiedAccuracy(res, r))
 	}
 	if *trainURL != "" {
 		fmt.Printf("train clean         %.4f (generalization gap %.4f)\n", sum.TrainClean, sum.GeneralizationGap)
+	}
+	if *compare {
+		if err := compareEstimate(tr.Model, x, labels, *eps, radii, sum.Certified, took); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("wrote %s/{radii.csv,report.json,summary.json,radius_cdf.png,confusion.png}\n", *out)
 	return nil
@@ -135,7 +145,9 @@ func runCertify(ctx context.Context, args []string) error {
 // reads.
 type Summary struct {
 	Arch              string    `json:"arch"`
-	Norm              string    `json:"norm"` // of the radii: l2 or linf
+	Norm              string    `json:"norm"`    // of the radii: l2 or linf
+	Proof             string    `json:"proof"`   // what stands behind the radii
+	Seconds           float64   `json:"seconds"` // certification time
 	Images            int       `json:"images"`
 	K                 float64   `json:"k"`
 	Clean             float64   `json:"clean"`
@@ -143,4 +155,26 @@ type Summary struct {
 	Certified         []float64 `json:"certified"`
 	TrainClean        float64   `json:"train_clean"`
 	GeneralizationGap float64   `json:"generalization_gap"`
+}
+
+// compareEstimate prints the estimate-based certificate's certified
+// accuracies and time next to the proven ones, for models that have one.
+func compareEstimate(m trainer.Model, x []float32, labels []int, eps float64, radii, proven []float64, took time.Duration) error {
+	est, ok := m.(trainer.Estimator)
+	if !ok {
+		fmt.Println("compare-estimate: this architecture has no estimate-based certificate")
+		return nil
+	}
+	start := time.Now()
+	c, err := est.CertifyEstimate(x, labels, eps)
+	if err != nil {
+		return fmt.Errorf("estimate-based certificate: %w", err)
+	}
+	t := time.Since(start)
+	fmt.Printf("estimate (%s): K = %.6f in %.2fs; proven/estimate time %.2fx\n", c.Proof, c.K, t.Seconds(), took.Seconds()/t.Seconds())
+	for i, r := range radii {
+		e := certifier.CertifiedAccuracy(c.Results, r)
+		fmt.Printf("certified at %.4f  estimate %.4f  proven %.4f  drop %.2f points\n", r, e, proven[i], 100*(e-proven[i]))
+	}
+	return nil
 }

@@ -389,3 +389,49 @@ func ConvNormBound(g ConvGeom, w []float32) (float64, error) {
 	}
 	return Up(Up(math.Sqrt(sq), 1)+delta, 1), nil
 }
+
+// ConvAbsNormBound returns an upper bound on ‖|A|‖₂ for the convolution A of
+// geometry g with kernel w, |A| being the convolution with the kernel |w|
+// (what the rounding error of A·x is proportional to). ‖M‖₂ ≤
+// √(‖M‖₁·‖M‖_∞): a row of |A| (one output) sums at most Σ_{c,a,b}|w_o,c,a,b|
+// (fewer at the border), a column (one input pixel of channel c) at most
+// Σ_{o,a,b}|w_o,c,a,b|, since each tap reaches a pixel from at most one output.
+func ConvAbsNormBound(g ConvGeom, w []float32) float64 {
+	kk := g.K * g.K
+	row, col := make([]float64, g.Cout), make([]float64, g.Cin)
+	for o := range g.Cout {
+		for c := range g.Cin {
+			var s float64
+			for _, v := range w[(o*g.Cin+c)*kk : (o*g.Cin+c+1)*kk] {
+				s += math.Abs(float64(v))
+			}
+			row[o] += s
+			col[c] += s
+		}
+	}
+	return absNorm(row, col, g.Cin*kk+g.Cout*kk)
+}
+
+// LinearAbsNormBound is ConvAbsNormBound for the out×in matrix w.
+func LinearAbsNormBound(w []float32, out, in int) float64 {
+	row, col := make([]float64, out), make([]float64, in)
+	for o := range out {
+		for i, v := range w[o*in : (o+1)*in] {
+			a := math.Abs(float64(v))
+			row[o] += a
+			col[i] += a
+		}
+	}
+	return absNorm(row, col, out+in)
+}
+
+func absNorm(row, col []float64, ops int) float64 {
+	var r, c float64
+	for _, v := range row {
+		r = max(r, v)
+	}
+	for _, v := range col {
+		c = max(c, v)
+	}
+	return Up(math.Sqrt(Up(r, ops)*Up(c, ops)), 2)
+}

@@ -164,4 +164,3 @@ func f64(w []float32) []float64 {
 	}
 	return out
 }
-
