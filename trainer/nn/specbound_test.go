@@ -43,7 +43,7 @@ func svdNorm(t *testing.T, a mat.Matrix) float64 {
 	return svd.Values(nil)[0]
 }
 
-// TestConvNormBoundAboveSVD: on random kernels of every geometry the four
+// TestConvNormBoundAboveSVD: for the DFT bound and the banded one, on random kernels of every geometry the four
 // architectures use (LiResNet's stem 5x5 stride 2, blocks 3x3 — also as
 // I + A·V/√D —, neck 4x4 stride 4; LOT's stride-2 downsampling; with and
 // without padding, rectangular grids), the proven bound is at least the
@@ -89,7 +89,18 @@ func TestConvNormBoundAboveSVD(t *testing.T) {
 			if got > 3*exact {
 				t.Errorf("%s trial %d: bound %g more than 3x the exact norm %g", tc.name, trial, got, exact)
 			}
-			t.Logf("%s trial %d: exact %.9g bound %.9g (+%.2g relative)", tc.name, trial, exact, got, got/exact-1)
+			band, err := BandedConvNormBound(tc.g, w, nil)
+			if err != nil {
+				t.Fatalf("%s: banded: %v", tc.name, err)
+			}
+			if !(band >= exact) || band > exact*(1+1e-5) {
+				t.Errorf("%s trial %d: banded bound %.17g, exact norm %.17g: want above and within 1e-5", tc.name, trial, band, exact)
+			}
+			best, err := ConvNormBoundFrom(tc.g, w, nil)
+			if err != nil || best != min(got, band) {
+				t.Errorf("%s trial %d: ConvNormBoundFrom %v (%v), want the smaller of %v and %v", tc.name, trial, best, err, got, band)
+			}
+			t.Logf("%s trial %d: exact %.9g DFT bound %.9g (+%.2g relative), banded +%.2g", tc.name, trial, exact, got, got/exact-1, band/exact-1)
 		}
 	}
 }
