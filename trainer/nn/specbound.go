@@ -210,9 +210,10 @@ func estimateSquaredNorm(b []float64, rows, cols, iters int, rng *rand.Rand) flo
 
 // proveMax proves a common bound on ‖B_i‖₂² for every matrix of mats (each
 // rows×cols, row-major): it estimates each norm, takes the largest estimate
-// times 1 + 2⁻²⁰ as the candidate, proves it for every matrix and raises it
-// along the ladder 1 + 2⁻²⁰, 1 + 2⁻¹⁸, … (times the largest estimate) where a
-// check fails, up to a factor 2; it returns the largest proven value.
+// times 1 + 2⁻²⁰ as the candidate, proves it for every matrix and, where a
+// check fails, raises it along the ladder 1 + 2⁻¹⁸, 1 + 2⁻¹⁶, … (times the
+// largest estimate, up to a factor 2) and bisects back towards the failure;
+// it returns the largest proven value.
 // matrix is a rows×cols row-major float64 matrix.
 type matrix struct {
 	b          []float64
@@ -231,19 +232,46 @@ func proveMax(mats func(yield func(matrix) bool), iters int) (float64, error) {
 	if est == 0 {
 		est = 0x1p-100 // a zero operator: any positive candidate passes
 	}
+	// s is the current candidate: every matrix so far is proven at s or
+	// below. A failing matrix raises it along the ladder, then bisection
+	// between the last failure and the first success brings it back down
+	// to within 2⁻²⁴ (relative) of the smallest passing ladder value.
+	s := est * (1 + 0x1p-20)
 	worst := 0.0
 	i := 0
 	for a := range mats {
-		proved := false
-		for step := 0x1p-20; step <= 1; step *= 4 {
-			if bound, ok := SquaredNormBound(a.b, a.rows, a.cols, est*(1+step)); ok {
-				worst, proved = max(worst, bound), true
-				break
+		bound, ok := SquaredNormBound(a.b, a.rows, a.cols, s)
+		if !ok {
+			lo := s
+			hi := 0.0
+			for step := 0x1p-18; step <= 1; step *= 4 {
+				t := est * (1 + step)
+				if t <= lo {
+					continue
+				}
+				if b, ok := SquaredNormBound(a.b, a.rows, a.cols, t); ok {
+					hi, bound = t, b
+					break
+				}
+				lo = t
 			}
+			if hi == 0 {
+				return 0, fmt.Errorf("spectral bound: matrix %d (%dx%d): no Cholesky check passed up to twice the estimate %g", i, a.rows, a.cols, est)
+			}
+			for range 12 {
+				if hi-lo <= 0x1p-24*hi {
+					break
+				}
+				mid := lo + (hi-lo)/2
+				if b, ok := SquaredNormBound(a.b, a.rows, a.cols, mid); ok {
+					hi, bound = mid, b
+				} else {
+					lo = mid
+				}
+			}
+			s = hi
 		}
-		if !proved {
-			return 0, fmt.Errorf("spectral bound: matrix %d (%dx%d): no Cholesky check passed up to twice the estimate %g", i, a.rows, a.cols, est)
-		}
+		worst = max(worst, bound)
 		i++
 	}
 	return worst, nil
