@@ -150,4 +150,3 @@ func (l *LOT) Certify(x []float32, labels []int, _ float64) (Certificate, error)
 // the network in exact arithmetic, not yet about the float32 program (the
 // DFT's rounded constants and complex products are not bounded).
 const ProofLOT = "l2: Cholesky-proven layer norms of the exact-arithmetic map; float32 rounding of the DFT-based forward pass NOT bounded"
-
