@@ -73,9 +73,13 @@ type RoundingBound struct {
 // r·slope whenever ‖x′ − x‖ ≤ r (m̂ computed by Logits, m exact).
 //
 // Proof. m̂_cj − m_cj = (ŵ_c − ŵ_j)·(ĥ_L − h_L) + ρ_c − ρ_j where ρ_j is the
-// head's rounding, |ρ_j(x′)| ≤ γ_{F+1}(|ŵ_j|·|ĥ_L(x′)| + |b_j|) ≤ head_j(x) +
-// γ_{F+1}·‖ŵ_j‖·‖ĥ_L(x′) − ĥ_L(x)‖, and ‖ĥ_L(x′) − ĥ_L(x)‖ ≤ P·r + e(x′) +
-// e(x) with e the propagated error bounded in RoundingBounds.
+// head's rounding: the float64 product (γ_{F+1}·(|ŵ_j|·|ĥ_L| + |b_j|), F =
+// 512) and the final rounding to float32 (u·|ŷ_j|, u = 2⁻²⁴). At x′, |ĥ_L(x′)|
+// ≤ |ĥ_L(x)| + |ĥ_L(x′) − ĥ_L(x)| and |ŷ_j(x′)| ≤ |ŷ_j(x)| + ‖ŵ_j‖·‖ĥ_L(x′) −
+// ĥ_L(x)‖ + (the head's float64 rounding, folded in twice), with ‖ĥ_L(x′) −
+// ĥ_L(x)‖ ≤ P·r + e(x′) + e(x), e the propagated error bounded in
+// RoundingBounds; so |ρ_j(x′)| ≤ head_j(x) + gHead·‖ŵ_j‖·(P·r + e(x′) + e(x))
+// with gHead = γ_{F+1} + 2u.
 func (rb *RoundingBound) MarginRounding(i, c, j int) (at, near, slope float64) {
 	C := rb.classes
 	d := rb.dist[c*C+j]
@@ -91,7 +95,10 @@ func (rb *RoundingBound) MarginRounding(i, c, j int) (at, near, slope float64) {
 // returns the proven bounds on its rounding error, given the proven layer
 // norms of ProvenLipschitz, together with the logits themselves.
 //
-// Proof (u = 2⁻²⁴, γ_k = k·u/(1 − k·u); norms are ℓ2). The input ĥ_0 =
+// Proof (u = 2⁻²⁴, γ_k = k·u/(1 − k·u); norms are ℓ2; the neck conv and the
+// linear layer run in float64 (tail64) with the same argument, u = 2⁻⁵³,
+// and δ_l bounded by the norm form γ_{k+1}·(N_l·‖ĥ_{l−1}‖ + ‖b‖·√(positions))).
+// The input ĥ_0 =
 // fl(x − 0.5) has |ĥ_0 − h_0| ≤ u·|h_0|, so e_0(x′) ≤ u·(‖h_0(x)‖ + r). A
 // layer l computes ẑ = fl(W·ĥ + b) by inner products of length k_l (Cin·K²,
 // or In) and one bias addition: |ẑ − (W·ĥ + b)| ≤ γ_{k+1}·(|W|·|ĥ| + |b|)
