@@ -90,7 +90,7 @@ func runCertify(ctx context.Context, args []string) error {
 		return file.Close()
 	}
 	radii := reportRadii(cert.Norm, *eps)
-	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Proof: cert.Proof, Seconds: took.Seconds(), Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
+	sum := Summary{Arch: tr.Cfg.Arch, Norm: cert.Norm, Proof: cert.Proof, Images: len(res), K: k, Clean: certifier.CleanAccuracy(res), Eps: radii, Certified: make([]float64, len(radii))}
 	for i, r := range radii {
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
@@ -146,9 +146,8 @@ func runCertify(ctx context.Context, args []string) error {
 // reads.
 type Summary struct {
 	Arch              string    `json:"arch"`
-	Norm              string    `json:"norm"`    // of the radii: l2 or linf
-	Proof             string    `json:"proof"`   // what stands behind the radii
-	Seconds           float64   `json:"seconds"` // certification time
+	Norm              string    `json:"norm"`  // of the radii: l2 or linf
+	Proof             string    `json:"proof"` // what stands behind the radii
 	Images            int       `json:"images"`
 	K                 float64   `json:"k"`
 	Clean             float64   `json:"clean"`
