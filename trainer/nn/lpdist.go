@@ -239,3 +239,12 @@ func SortLipschitz(in int, q float64, topK int) (lip, offset float64, k int) {
 	}
 	return Up(s/float64(norm), k+1), Up(1e-10/float64(norm), 2), k
 }
+
+// SortCoefficients returns the float32 weights c_k = q(1-q)^(k-1) and the
+// normaliser the sort kernels use for K = min(in, topK, 10) terms, so that
+// tests can evaluate the exact sort unit (1e-10 + Σ c_k s_k)/norm.
+func SortCoefficients(in int, q float64, topK int) (c []float32, norm float32) {
+	k := min(in, topK, distk.MaxTopK)
+	cc, norm := distk.SortWeights(q, k)
+	return append([]float32(nil), cc[:k]...), norm
+}
