@@ -68,7 +68,7 @@ func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport,
 }
 
 // ProofGloro names what stands behind a GloroNet certificate's radii.
-const ProofGloro = "l2: Cholesky-proven layer norms (DFT of the padded grid, float64 with error terms) + float32 forward rounding bound"
+const ProofGloro = "l2: Cholesky-proven layer norms (banded Gram or padded-grid DFT, float64 with error terms) + forward rounding bound (float32 convolutions, float64 tail)"
 
 // Certify returns the proven GloRo certificate of each image: K is the
 // product of the layers' proven norms (models.LiResNet.ProvenLipschitz,

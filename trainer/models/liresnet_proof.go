@@ -173,15 +173,16 @@ func (m *LiResNet) RoundingBounds(dst, x []float32, n int, layers []float64) (*R
 	rb.p = P[nl]
 
 	in := m.InputSize()
-	abuf := make([]float32, m.maxBatch*max(m.Width*256, m.Channels*1024))
-	obuf := make([]float32, m.maxBatch*m.Width*256)
+	actLen := m.Stem.Op.OutLen() // values of one image after the stem and after every block
+	abuf := make([]float32, m.maxBatch*max(actLen, in))
+	obuf := make([]float32, m.maxBatch*actLen)
 	const u = 0x1p-24
 	Chunks(n, m.maxBatch, func(lo, k int) {
 		copy(dst[lo*C:(lo+k)*C], m.forward(x[lo*in:(lo+k)*in], k, true))
 		acts := append([][]float32{m.x0, m.stemAct}, m.blockAct...)
 		sizes := []int{in}
 		for range len(ls) {
-			sizes = append(sizes, m.Width*256)
+			sizes = append(sizes, actLen)
 		}
 		e, a, bs := make([]float64, k), make([]float64, k), make([]float64, k)
 		for i := range k {
@@ -221,7 +222,7 @@ func (m *LiResNet) RoundingBounds(dst, x []float32, n int, layers []float64) (*R
 		}
 		// Float64 layers: δ ≤ γ·(N·‖ĥ‖ + ‖b‖·√rep) (norm form: γ is tiny).
 		last := acts[len(ls)]
-		nIn := m.Width * 256
+		nIn := actLen
 		for i := range k {
 			var s float64
 			for _, v := range last[i*nIn : (i+1)*nIn] {
