@@ -13,6 +13,11 @@
 //     equals the distance to the decision boundary (gloro_test.go), and PGD
 //     never changes a prediction inside 0.95·r but does at 1.05·r
 //     (attack_test.go).
+//   - Rounding: [CertifyMarginsRounded] takes a model's proven bound on the
+//     floating-point error of its margins (at the image and within the
+//     radius) and returns radii that hold for the program, not only for the
+//     network in exact arithmetic (rounding_test.go; the trainer's models
+//     supply and test the bounds).
 //   - Certified means radius > ε, the same strict inequality as the GloRo test
 //     y_c > y_⊥ (gloro_test.go, boundary case y_c − y_j = ε·K_cj).
 //   - The statistics are exact counts on hand-made result sets (stats_test.go);

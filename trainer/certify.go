@@ -3,6 +3,8 @@ package trainer
 import (
 	"context"
 	"fmt"
+	"syscall"
+	"time"
 
 	"certmix/certifier"
 	"certmix/rundir"
@@ -22,6 +24,9 @@ type CertifyOptions struct {
 	// recalibrate images.
 	Train       *shards.Dataset
 	Recalibrate int
+	// CompareEstimate also computes the authors' estimate-based
+	// certificate (models that are an [Estimator]), for comparison.
+	CompareEstimate bool
 }
 
 // Certification is the certification of a model on a test set.
@@ -30,6 +35,11 @@ type Certification struct {
 	Eps     float64           // the headline radius
 	Summary rundir.Summary    // accuracies at certifier.ReportRadii
 	Report  *certifier.Report // the per-model analyses
+	CPU     time.Duration     // CPU time of the certificate (all threads)
+	// Estimate is the authors' estimate-based certificate, when asked
+	// for and the model has one, and EstimateCPU its CPU time.
+	Estimate    *Certificate
+	EstimateCPU time.Duration
 }
 
 // CertifyDataset certifies t's model on test (and measures its clean
@@ -49,13 +59,15 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 	if len(labels) == 0 {
 		return nil, fmt.Errorf("%s: no images to certify", test)
 	}
+	cpu0 := cpuTime()
 	cert, err := certifyAll(t.Model, x, labels, eps)
 	if err != nil {
 		return nil, err
 	}
+	cpu := cpuTime() - cpu0
 	res := cert.Results
 	radii := certifier.ReportRadii(cert.Norm, eps)
-	sum := rundir.Summary{Arch: t.Cfg.Arch, Norm: cert.Norm, Images: len(res), K: cert.K,
+	sum := rundir.Summary{Arch: t.Cfg.Arch, Norm: cert.Norm, Proof: cert.Proof, Images: len(res), K: cert.K,
 		Clean: certifier.CleanAccuracy(res), Radii: radii, Certified: make([]float64, len(radii))}
 	for i, r := range radii {
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
@@ -76,5 +88,24 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 	if err != nil {
 		return nil, err
 	}
-	return &Certification{Certificate: cert, Eps: eps, Summary: sum, Report: rep}, nil
+	c := &Certification{Certificate: cert, Eps: eps, Summary: sum, Report: rep, CPU: cpu}
+	if est, ok := t.Model.(Estimator); ok && o.CompareEstimate {
+		cpu0 := cpuTime()
+		e, err := est.CertifyEstimate(x, labels, eps)
+		if err != nil {
+			return nil, fmt.Errorf("estimate-based certificate: %w", err)
+		}
+		c.Estimate, c.EstimateCPU = &e, cpuTime()-cpu0
+	}
+	return c, nil
+}
+
+// cpuTime is the CPU time (user and system, all threads) the process has
+// used: certification times compared on a shared machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

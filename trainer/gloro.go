@@ -95,14 +95,45 @@ func (g *GloroModel) Loss(x []float32, labels []int, n int, at Progress) (LossRe
 	return LossReport{Loss: loss, Values: map[string]float64{"k": k, "eps_train": eps}}, nil
 }
 
-// Certify returns the GloRo certificate of each image. K comes from at
-// least 500 power iterations, continued (up to 50 times as many) until it
-// changes by less than 1e-6 relative: power iteration approaches each
-// layer's norm from below, so a K that has not converged would certify
-// radii a little too large. The training state of the power vectors is
-// restored afterwards, so that evaluating between epochs does not change
-// the run.
+// ProofGloro names what stands behind a GloroNet certificate's radii.
+const ProofGloro = "l2: Cholesky-proven layer norms (banded Gram or padded-grid DFT, float64 with error terms) + forward rounding bound (float32 convolutions, float64 tail)"
+
+// Certify returns the proven GloRo certificate of each image: K is the
+// product of the layers' proven norms (models.LiResNet.ProvenLipschitz,
+// not power iteration), and each radius allows for the rounding of the
+// logits at the image and anywhere within the radius
+// (models.LiResNet.RoundingBounds, certifier.CertifyMarginsRounded), so
+// that no input within it changes the prediction of the program Logits
+// runs. It fails when a bound cannot be established.
 func (g *GloroModel) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+	if err := checkCertify(g, x, labels); err != nil {
+		return Certificate{}, err
+	}
+	m := g.Net
+	k, layers, err := m.ProvenLipschitz()
+	if err != nil {
+		return Certificate{}, fmt.Errorf("GloroNet certificate: %w", err)
+	}
+	n := len(labels)
+	logits := make([]float32, n*m.Classes)
+	rb, err := m.RoundingBounds(logits, x, n, layers)
+	if err != nil {
+		return Certificate{}, fmt.Errorf("GloroNet certificate: %w", err)
+	}
+	dist, C := rb.HeadDistances(), m.Classes
+	lip := func(c, j int) float64 { return nn.Up(k*dist[c*C+j], 1) }
+	res, err := certifier.CertifyMarginsRounded(logits, labels, C, lip, rb.MarginRounding)
+	return Certificate{Results: res, Norm: "l2", K: k, Proof: ProofGloro}, err
+}
+
+// CertifyEstimate is the certificate as the authors' code computes it: K
+// from power iteration (at least 500 iterations, continued up to 50 times
+// as long until it changes by less than 1e-6 relative) and the float32
+// logits taken as exact. Power iteration approaches each norm from below,
+// so this is an estimate, not a proof (Proof says so); it is kept to
+// compare with the authors' numbers. The training state of the power
+// vectors is restored afterwards.
+func (g *GloroModel) CertifyEstimate(x []float32, labels []int, _ float64) (Certificate, error) {
 	if err := checkCertify(g, x, labels); err != nil {
 		return Certificate{}, err
 	}
@@ -132,7 +163,17 @@ func (g *GloroModel) Certify(x []float32, labels []int, _ float64) (Certificate,
 		return Certificate{}, err
 	}
 	res, err := certifier.Certify(logits, labels, k, m.HeadRows(), m.Classes)
-	return Certificate{Results: res, Norm: "l2", K: k}, err
+	return Certificate{Results: res, Norm: "l2", K: k, Proof: ProofEstimate}, err
+}
+
+// ProofEstimate marks a certificate whose K is a power-iteration estimate
+// and whose logits are taken as exact: not a proof.
+const ProofEstimate = "l2: ESTIMATE (power-iteration K, rounding ignored): not a proof"
+
+// Estimator is a model that also offers the authors' estimate-based
+// certificate, for comparison with the proven one.
+type Estimator interface {
+	CertifyEstimate(x []float32, labels []int, eps float64) (Certificate, error)
 }
 
 // epsRamp is GloroNet's training epsilon at epoch e of E: linear from 0.1

@@ -192,23 +192,17 @@ func (m *LinfDistModel) Loss(x []float32, labels []int, n int, at Progress) (Los
 	return rep, nil
 }
 
-// roundingAllowance bounds how far float32 rounding can move a margin of
-// the network (two logits, at the image and at any point within the radius)
-// for an image whose values are at most a in magnitude: every layer rounds
-// each of its at most TopK + 2 chained operations by 2^-24 relative, the
-// errors pass through 1-Lipschitz layers, and the normalisation adds two.
-// It is subtracted from the margin before the Lipschitz radius is taken.
-func (m *LinfDistModel) roundingAllowance(a float32) float64 {
-	ops := float64(m.Net.Cfg.TopK + 2)
-	return 4 * float64(m.Net.Cfg.Depth+1) * ops * 0x1p-24 * (float64(a) + 1)
-}
+// ProofLinf names what stands behind an l_inf model's radii.
+const ProofLinf = "linf: Lipschitz radius (1-Lipschitz distance/sort units, exact float32 constants) + proven float32 rounding bound; IBP radius: interval bounds with monotone rounding"
 
-// Certify computes every image's certificate: the prediction, the Lipschitz
-// radius r = std·(g_c - max_{j≠c} g_j)/2 in pixel units (the authors' certified_test; the
-// margin less a float32 rounding allowance), and, when eps > 0, the interval
-// bound propagation verdict at eps over the box [x - eps, x + eps] ∩ [0,1]
-// (IBP = eps when every other logit's upper bound is below the prediction's
-// lower bound).
+// Certify computes every image's certificate: the prediction, the proven
+// Lipschitz radius in pixel units (the margin g_c − g_j of the exact
+// network is 2·Q-Lipschitz in l_inf with Q = Π L_l/std, and the float32
+// rounding of the margins at the image and within the radius is bounded by
+// models.DistNet.LinfRoundingBounds; certifier.CertifyMarginsRounded), and,
+// when eps > 0, the interval bound propagation verdict at eps over the box
+// [x - eps, x + eps] ∩ [0,1] (IBP = eps when every other logit's upper bound
+// is below the prediction's lower bound).
 func (m *LinfDistModel) Certify(x []float32, labels []int, eps float64) (Certificate, error) {
 	if err := checkCertify(m, x, labels); err != nil {
 		return Certificate{}, err
@@ -217,59 +211,37 @@ func (m *LinfDistModel) Certify(x []float32, labels []int, eps float64) (Certifi
 	if eps < 0 || math.IsNaN(eps) {
 		return Certificate{}, fmt.Errorf("certify: eps %v", eps)
 	}
-	res := make([]certifier.Result, n)
-	var err error
-	m.chunks(n, func(lo, rows int) {
-		if err != nil {
-			return
-		}
-		g := m.Net.Eval(x[lo*d:], rows)
-		for b := range rows {
-			y := g[b*C : (b+1)*C]
-			c, second := 0, -1
-			for j, v := range y {
-				if math.IsNaN(float64(v)) {
-					err = fmt.Errorf("certify: image %d: NaN logit", lo+b)
-					return
-				}
-				if v > y[c] {
-					c = j
-				}
-			}
-			for j, v := range y {
-				if j != c && (second < 0 || v > y[second]) {
-					second = j
-				}
-			}
-			margin := float64(y[c]) - float64(y[second]) - m.roundingAllowance(m.Net.MaxActivation(b))
-			res[lo+b] = certifier.Result{Label: labels[lo+b], Prediction: c, Radius: max(0, m.std*margin/2)}
-		}
-		if eps == 0 {
-			return
-		}
-		blo, bhi := m.box[0][:rows*d], m.box[1][:rows*d]
-		for k, v := range x[lo*d : (lo+rows)*d] {
-			blo[k] = float32(max(float64(v)-eps, 0))
-			bhi[k] = float32(min(float64(v)+eps, 1))
-		}
-		gLo, gHi := m.Net.Bounds(blo, bhi, rows)
-		for b := range rows {
-			c := res[lo+b].Prediction
-			ok := true
-			for j := range C {
-				if j != c && !(gHi[b*C+j] < gLo[b*C+c]) {
-					ok = false
-				}
-			}
-			if ok {
-				res[lo+b].IBP = eps
-			}
-		}
-	})
+	rb, err := m.Net.LinfRoundingBounds(x, n)
 	if err != nil {
-		return Certificate{}, err
+		return Certificate{}, fmt.Errorf("%s certificate: %w", m.cfg.Arch, err)
 	}
-	return Certificate{Results: res, Norm: "linf", K: 1}, nil
+	res, err := certifier.CertifyMarginsRounded(rb.Logits(), labels, C, rb.MarginLipschitz, rb.MarginRounding)
+	if err != nil {
+		return Certificate{}, fmt.Errorf("certify: %w", err)
+	}
+	if eps > 0 {
+		m.chunks(n, func(lo, rows int) {
+			blo, bhi := m.box[0][:rows*d], m.box[1][:rows*d]
+			for k, v := range x[lo*d : (lo+rows)*d] {
+				blo[k] = float32(max(float64(v)-eps, 0))
+				bhi[k] = float32(min(float64(v)+eps, 1))
+			}
+			gLo, gHi := m.Net.Bounds(blo, bhi, rows)
+			for b := range rows {
+				c := res[lo+b].Prediction
+				ok := true
+				for j := range C {
+					if j != c && !(gHi[b*C+j] < gLo[b*C+c]) {
+						ok = false
+					}
+				}
+				if ok {
+					res[lo+b].IBP = eps
+				}
+			}
+		})
+	}
+	return Certificate{Results: res, Norm: "linf", K: rb.MarginLipschitz(0, 1) / 2, Proof: ProofLinf}, nil
 }
 
 // recalibrate recomputes the running means with inference units on n

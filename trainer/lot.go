@@ -162,11 +162,19 @@ func (l *LOTModel) Certify(x []float32, labels []int, _ float64) (Certificate, e
 		return Certificate{}, err
 	}
 	backbone, last := l.Net.LipschitzBound()
+	if math.IsInf(backbone, 0) || math.IsNaN(backbone) || (!l.lc.LLN && (math.IsInf(last, 0) || math.IsNaN(last))) {
+		return Certificate{}, fmt.Errorf("LOT certificate: a layer's norm bound could not be established (backbone %v, last %v)", backbone, last)
+	}
 	if l.lc.LLN {
 		res, err := certifier.Certify(logits, labels, backbone, l.Net.HeadRows(), c)
-		return Certificate{Results: res, Norm: "l2", K: backbone}, err
+		return Certificate{Results: res, Norm: "l2", K: backbone, Proof: ProofLOT}, err
 	}
 	k := backbone * last
 	res, err := certifier.CertifyMargins(logits, labels, c, func(int, int) float64 { return math.Sqrt2 * k })
-	return Certificate{Results: res, Norm: "l2", K: k}, err
+	return Certificate{Results: res, Norm: "l2", K: k, Proof: ProofLOT}, err
 }
+
+// ProofLOT names what stands behind a LOT certificate's radii: a proof about
+// the network in exact arithmetic, not yet about the float32 program (the
+// DFT's rounded constants and complex products are not bounded).
+const ProofLOT = "l2: Cholesky-proven layer norms of the exact-arithmetic map; float32 rounding of the DFT-based forward pass NOT bounded"

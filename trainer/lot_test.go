@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
 	"certmix/certifier"
 	"certmix/trainer/nn"
@@ -252,11 +250,4 @@ func BenchmarkLOTTrainStep(b *testing.B) {
 	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "images/s")
 	b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/step")
 	b.ReportMetric(float64(stash)/(1<<20), "stash-MiB")
-}
-
-// cpuTime is the CPU time (user + system, all threads) the process has used.
-func cpuTime() time.Duration {
-	var r syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r)
-	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
 }

@@ -121,6 +121,9 @@ type Certificate struct {
 	Results []certifier.Result // per image: label, prediction, certified radius in pixel units
 	Norm    string             // the threat model's norm: "l2" or "linf"
 	K       float64            // the Lipschitz bound behind the radii, where one applies
+	// Proof says what stands behind the radii, e.g. "l2: Cholesky-proven
+	// layer norms + forward rounding bound"; an estimate says so.
+	Proof string
 }
 
 // newModel builds a freshly initialised model of the architecture

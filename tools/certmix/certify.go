@@ -25,6 +25,7 @@ func runCertify(ctx context.Context, args []string) error {
 	eps := fs.Float64("eps", 0, "radius (pixel units, in the model's norm) at which certified accuracy is reported (default: the model's, e.g. 36/255 for l2 models)")
 	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap (and SortNet recalibrates its running means on it)")
 	recal := fs.Int("recalibrate", 10000, "training images for SortNet's running-mean pass before certifying")
+	compare := fs.Bool("compare-estimate", false, "also compute the authors' estimate-based certificate (power-iteration K, rounding ignored; not a proof) and print its certified accuracy and time next to the proven one's")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func runCertify(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--test: %w", err)
 	}
-	opts := trainer.CertifyOptions{Eps: *eps, N: *n, Recalibrate: *recal}
+	opts := trainer.CertifyOptions{Eps: *eps, N: *n, Recalibrate: *recal, CompareEstimate: *compare}
 	if *trainURL != "" {
 		if opts.Train, err = shards.Open(ctx, *trainURL, s3); err != nil {
 			return fmt.Errorf("--train: %w", err)
@@ -64,13 +65,23 @@ func runCertify(ctx context.Context, args []string) error {
 		return err
 	}
 	s := c.Summary
-	fmt.Printf("certified %d images of %s (%s radii) with K = %.4f\n", s.Images, test, s.Norm, s.K)
+	fmt.Printf("certified %d images of %s (%s radii) with K = %.6f in %.2fs CPU\n", s.Images, test, s.Norm, s.K, c.CPU.Seconds())
+	fmt.Printf("proof: %s\n", s.Proof)
 	fmt.Printf("clean accuracy      %.4f\n", s.Clean)
 	for i, r := range s.Radii {
 		fmt.Printf("certified at %-7s %.4f\n", certifier.RadiusLabel(r), s.Certified[i])
 	}
 	if opts.Train != nil {
 		fmt.Printf("train clean         %.4f (generalization gap %.4f)\n", s.TrainClean, s.GeneralizationGap)
+	}
+	if c.Estimate != nil {
+		fmt.Printf("estimate (%s): K = %.6f in %.2fs CPU; proven/estimate CPU time %.2fx\n", c.Estimate.Proof, c.Estimate.K, c.EstimateCPU.Seconds(), c.CPU.Seconds()/c.EstimateCPU.Seconds())
+		for i, r := range s.Radii {
+			e := certifier.CertifiedAccuracy(c.Estimate.Results, r)
+			fmt.Printf("certified at %-7s estimate %.4f  proven %.4f  drop %.2f points\n", certifier.RadiusLabel(r), e, s.Certified[i], 100*(e-s.Certified[i]))
+		}
+	} else if *compare {
+		fmt.Println("compare-estimate: this architecture has no estimate-based certificate")
 	}
 	fmt.Printf("wrote %s/{%s,%s,%s,%s,%s}\n", *out, rundir.RadiiFile, rundir.ReportFile, rundir.SummaryFile, rundir.RadiusCDFPlot, rundir.ConfusionPlot)
 	return nil

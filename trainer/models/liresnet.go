@@ -34,6 +34,7 @@ type LiResNet struct {
 
 	actStem, actBlock, actNeck, actFC *nn.MinMax
 	exact                             bool // the last forward ran the blocks' exact convs
+	t64                               tail64Buffers
 
 	// Activations of the last Forward, sized for maxBatch.
 	x0, stemOut, stemAct []float32
@@ -226,6 +227,10 @@ func (m *LiResNet) forward(x []float32, n int, exact bool) []float32 {
 		m.actBlock.Forward(m.blockAct[i], m.blockOut[i], n)
 		in = m.blockAct[i]
 	}
+	if exact {
+		m.tail64(in, n) // the certified path: neck, linear and head in float64
+		return m.logits[:n*m.Classes]
+	}
 	m.Neck.Forward(m.neckOut, in, n)
 	m.actNeck.Forward(m.neckAct, m.neckOut, n)
 	m.FC.Forward(m.fcOut, m.neckAct, n)
@@ -296,7 +301,9 @@ func (m *LiResNet) InputSize() int { return m.Channels * inputPlane }
 // Logits writes the logits of n images into dst, in chunks of the model's
 // batch size. It is the network that certificates hold for: every layer runs
 // the convolution whose operator the power iterations bound (SubLipschitz),
-// so that K bounds this very computation up to its own float32 rounding.
+// so that K bounds this very computation up to its own rounding; the neck,
+// the linear layer and the head run in float64 (tail64), where float32's
+// worst-case rounding bound would cost certified radius.
 func (m *LiResNet) Logits(dst, x []float32, n int) error {
 	in := m.InputSize()
 	Chunks(n, m.maxBatch, func(lo, k int) {

@@ -221,3 +221,30 @@ func DistKernels() string { return distk.Path() }
 // SetDistKernels chooses the kernel path ("avx512" or "go") and returns the
 // previous one, for tests and benchmarks; both give the same bits.
 func SetDistKernels(name string) (string, error) { return distk.SetPath(name) }
+
+// SortLipschitz returns an upper bound on the l_inf Lipschitz constant of a
+// sort unit of a layer of `in` inputs at keep-probability q and truncation
+// topK in exact arithmetic with the float32 weights c_k and normaliser the
+// kernels use: Σ_k c_k / norm (each order statistic is 1-Lipschitz and the
+// c_k are non-negative), which float32 rounding can put a little above 1;
+// offset, an upper bound on the unit's constant 1e-10/norm; and K, the
+// number of sorted terms. The float64 sum of ≤ 10 float32 values and the
+// quotients are rounded up.
+func SortLipschitz(in int, q float64, topK int) (lip, offset float64, k int) {
+	k = min(in, topK, distk.MaxTopK)
+	c, norm := distk.SortWeights(q, k)
+	var s float64
+	for _, v := range c[:k] {
+		s += float64(v)
+	}
+	return Up(s/float64(norm), k+1), Up(1e-10/float64(norm), 2), k
+}
+
+// SortCoefficients returns the float32 weights c_k = q(1-q)^(k-1) and the
+// normaliser the sort kernels use for K = min(in, topK, 10) terms, so that
+// tests can evaluate the exact sort unit (1e-10 + Σ c_k s_k)/norm.
+func SortCoefficients(in int, q float64, topK int) (c []float32, norm float32) {
+	k := min(in, topK, distk.MaxTopK)
+	cc, norm := distk.SortWeights(q, k)
+	return append([]float32(nil), cc[:k]...), norm
+}
