@@ -67,9 +67,9 @@ type Row struct {
 	Epochs   int
 	Schedule string
 	// Seeds are the seeds the plan gives the row, in order.
-	Seeds []uint64
-	Base  *Setting
-	Generated   []*Setting
+	Seeds     []uint64
+	Base      *Setting
+	Generated []*Setting
 	// Gains[i] is the paired gain of Generated[i] over Base in certified
 	// accuracy ([PairedGain] over the seeds finished in both); its Mean is
 	// NaN where no seed has finished in both.

@@ -19,18 +19,18 @@ type Cell struct {
 	Epochs int    `json:"epochs"`
 	// Fraction is the share of generated images per batch; Generated names
 	// the amount (empty at fraction 0, the base model).
-	Fraction  float64 `json:"fraction"`
-	Amount string  `json:"generated,omitempty"`
-	Seed      uint64  `json:"seed"`
-	Schedule  string  `json:"schedule,omitempty"`
+	Fraction float64 `json:"fraction"`
+	Amount   string  `json:"generated,omitempty"`
+	Seed     uint64  `json:"seed"`
+	Schedule string  `json:"schedule,omitempty"`
 	// Family names the cell's architecture family for the report's line of
 	// gain against generalization gap (the grid's family:), or is empty. It
 	// labels results and does not change the run, so it is kept in
 	// plan.json (Plan.Families), not in cell.json.
 	Family string `json:"-"`
 	// The datasets, as URLs with local paths made absolute.
-	Real          string `json:"real"`
-	Test          string `json:"test"`
+	Real         string `json:"real"`
+	Test         string `json:"test"`
 	GeneratedURL string `json:"generated_data,omitempty"`
 	// Train and Certify are the commands' flags without the run's own
 	// paths (--out, --resume, --checkpoint), which the sweep adds.

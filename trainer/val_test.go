@@ -18,7 +18,7 @@ func TestHoldOut(t *testing.T) {
 	ctx := context.Background()
 	shape := shards.Shape{Height: 28, Width: 28, Channels: 1, Classes: 10}
 	d := testsets.Local(t, 200, shape, 64, 16, 0) // ids are row indices
-	valCfg := Config{Channels: 1, ImageSize: 28} // GloroNet: padded to 32x32
+	valCfg := Config{Channels: 1, ImageSize: 28}  // GloroNet: padded to 32x32
 	v, err := HoldOut(ctx, d, "real-url", 20, 5, valCfg)
 	if err != nil {
 		t.Fatal(err)
