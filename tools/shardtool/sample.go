@@ -68,18 +68,8 @@ func runSample(ctx context.Context, args []string) (err error) {
 	if err := mix.check(); err != nil {
 		return err
 	}
-	switch {
-	case given["steps"] && given["epochs"]:
-		return fmt.Errorf("--steps and --epochs are alternatives: give one")
-	case given["steps"] && steps < 1:
-		return fmt.Errorf("--steps %d, want at least 1", steps)
-	case given["epochs"] && epochs < 1:
-		return fmt.Errorf("--epochs %d, want at least 1", epochs)
-	}
-	for flagName, path := range map[string]string{"png": pngOut, "save-state": saveState} {
-		if err := checkDir(path); err != nil {
-			return fmt.Errorf("--%s: %w", flagName, err)
-		}
+	if err := checkSampleFlags(given, steps, epochs, pngOut, saveState); err != nil {
+		return err
 	}
 	var state *sampler.State
 	if resume != "" {
@@ -91,7 +81,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	batch, world, fraction, replacement := mix.batch, mix.world, mix.fraction, []bool{mix.replReal, mix.replGen}
+	batch, replacement := mix.batch, []bool{mix.replReal, mix.replGen}
 	it, err := sampler.New(ctx, cfg, state)
 	if err != nil {
 		if state != nil {
@@ -105,31 +95,13 @@ func runSample(ctx context.Context, args []string) (err error) {
 		}
 	}()
 	first := it.State()
-	quotas, stepsPer := it.Quotas(), it.StepsPerEpoch()
-	realRows, global := sets[0].Manifest.Rows, int64(batch)*int64(world)
+	stepsPer := it.StepsPerEpoch()
 	total := steps
 	if !given["steps"] {
 		total = max(int64(epochs), 1) * stepsPer
 	}
 
-	for i, d := range sets {
-		m := d.Manifest
-		how := "without"
-		if replacement[i] {
-			how = "with"
-		}
-		fmt.Printf("%-10s %s: %s (%s, %s split), %d images of %dx%dx%d, %d classes; drawn %s replacement\n",
-			sourceNames[i], d, m.Name, m.Kind, m.Split, m.Rows, m.Height, m.Width, m.Channels, m.Classes, how)
-	}
-	fmt.Printf("%-10s %s, rank %d of %d\n", "batch", describeQuotas(quotas, fraction, batch), mix.rank, world)
-	fmt.Printf("%-10s %d steps per epoch (%d real images / %d per step on %d rank(s), rounded up)\n",
-		"epoch", stepsPer, realRows, global, world)
-	fmt.Printf("%-10s %s\n", "augment", describeAugment(cfg.Augment, sets[0].Manifest.Shape))
-	from := ""
-	if state != nil {
-		from = ", resumed from " + resume
-	}
-	fmt.Printf("%-10s %s from step %d (epoch %d)%s, seed %d\n", "run", plural(total, "step"), first.Step, first.Epoch, from, mix.seed)
+	printSampleHeader(sets, replacement, cfg, it, mix, total, first, state != nil, resume)
 
 	var grid []imagegrid.Tile
 	var gh, gw, gc, gridStep int
@@ -165,19 +137,8 @@ func runSample(ctx context.Context, args []string) (err error) {
 		}
 		p.update("sample", i+1, total)
 	}
-	elapsed := time.Since(start)
 	p.finish()
-	if st := it.Stats(); st.Steps > 0 && st.Steps < stepsPer {
-		printEpoch(st, sets, stepsPer)
-	}
-
-	steady := ""
-	if total > 1 && elapsed > firstBatch {
-		steady = fmt.Sprintf(", %.0f/s after the first batch", float64(images-int64(batch))/(elapsed-firstBatch).Seconds())
-	}
-	fmt.Printf("%-10s %s, %d images in %s: %.0f images/s (first batch after %s%s)\n", "done",
-		plural(total, "step"), images, elapsed.Round(time.Millisecond), float64(images)/max(elapsed.Seconds(), 1e-9),
-		firstBatch.Round(time.Microsecond), steady)
+	printSampleDone(it, sets, stepsPer, total, images, int64(batch), time.Since(start), firstBatch)
 	last := it.State()
 	fmt.Printf("%-10s step %d, epoch %d (the next step to draw)\n", "state", last.Step, last.Epoch)
 	if saveState != "" {
@@ -187,19 +148,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 		fmt.Printf("%-10s %s\n", "saved", saveState)
 	}
 	if pngOut != "" {
-		scale := 2
-		if max(gh, gw) <= 32 {
-			scale = 4
-		}
-		var buf bytes.Buffer
-		if err := imagegrid.WritePNG(&buf, grid, gh, gw, gc, 8, scale); err != nil {
-			return fmt.Errorf("--png: %w", err)
-		}
-		if err := os.WriteFile(pngOut, buf.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("--png: %w", err)
-		}
-		fmt.Printf("%-10s %s: first %d of the %d images of step %d, captions label #id, framed blue for real, orange for generated\n",
-			"wrote", pngOut, len(grid), batch, gridStep)
+		return writeSampleGrid(pngOut, grid, gh, gw, gc, batch, gridStep)
 	}
 	return nil
 }
@@ -326,4 +275,83 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// printSampleHeader says what sample draws: the sources, the batch's split,
+// the epoch, the augmentation and the run.
+func printSampleHeader(sets []*shards.Dataset, replacement []bool, cfg sampler.Config, it *sampler.Iterator, mix *mixFlags, total int64, first sampler.State, resumed bool, resume string) {
+	quotas, stepsPer := it.Quotas(), it.StepsPerEpoch()
+	batch, world, fraction := mix.batch, mix.world, mix.fraction
+	realRows, global := sets[0].Manifest.Rows, int64(batch)*int64(world)
+	for i, d := range sets {
+		m := d.Manifest
+		how := "without"
+		if replacement[i] {
+			how = "with"
+		}
+		fmt.Printf("%-10s %s: %s (%s, %s split), %d images of %dx%dx%d, %d classes; drawn %s replacement\n",
+			sourceNames[i], d, m.Name, m.Kind, m.Split, m.Rows, m.Height, m.Width, m.Channels, m.Classes, how)
+	}
+	fmt.Printf("%-10s %s, rank %d of %d\n", "batch", describeQuotas(quotas, fraction, batch), mix.rank, world)
+	fmt.Printf("%-10s %d steps per epoch (%d real images / %d per step on %d rank(s), rounded up)\n",
+		"epoch", stepsPer, realRows, global, world)
+	fmt.Printf("%-10s %s\n", "augment", describeAugment(cfg.Augment, sets[0].Manifest.Shape))
+	from := ""
+	if resumed {
+		from = ", resumed from " + resume
+	}
+	fmt.Printf("%-10s %s from step %d (epoch %d)%s, seed %d\n", "run", plural(total, "step"), first.Step, first.Epoch, from, mix.seed)
+
+}
+
+// writeSampleGrid writes the first batch's grid as a PNG.
+func writeSampleGrid(pngOut string, grid []imagegrid.Tile, gh, gw, gc, batch, gridStep int) error {
+	scale := 2
+	if max(gh, gw) <= 32 {
+		scale = 4
+	}
+	var buf bytes.Buffer
+	if err := imagegrid.WritePNG(&buf, grid, gh, gw, gc, 8, scale); err != nil {
+		return fmt.Errorf("--png: %w", err)
+	}
+	if err := os.WriteFile(pngOut, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--png: %w", err)
+	}
+	fmt.Printf("%-10s %s: first %d of the %d images of step %d, captions label #id, framed blue for real, orange for generated\n",
+		"wrote", pngOut, len(grid), batch, gridStep)
+	return nil
+}
+
+// checkSampleFlags checks sample's flags that depend on each other.
+func checkSampleFlags(given map[string]bool, steps int64, epochs int, pngOut, saveState string) error {
+	switch {
+	case given["steps"] && given["epochs"]:
+		return fmt.Errorf("--steps and --epochs are alternatives: give one")
+	case given["steps"] && steps < 1:
+		return fmt.Errorf("--steps %d, want at least 1", steps)
+	case given["epochs"] && epochs < 1:
+		return fmt.Errorf("--epochs %d, want at least 1", epochs)
+	}
+	for flagName, path := range map[string]string{"png": pngOut, "save-state": saveState} {
+		if err := checkDir(path); err != nil {
+			return fmt.Errorf("--%s: %w", flagName, err)
+		}
+	}
+	return nil
+}
+
+// printSampleDone prints the last partial epoch's statistics and the
+// throughput.
+func printSampleDone(it *sampler.Iterator, sets []*shards.Dataset, stepsPer, total, images, batch int64, elapsed, firstBatch time.Duration) {
+	if st := it.Stats(); st.Steps > 0 && st.Steps < stepsPer {
+		printEpoch(st, sets, stepsPer)
+	}
+
+	steady := ""
+	if total > 1 && elapsed > firstBatch {
+		steady = fmt.Sprintf(", %.0f/s after the first batch", float64(images-batch)/(elapsed-firstBatch).Seconds())
+	}
+	fmt.Printf("%-10s %s, %d images in %s: %.0f images/s (first batch after %s%s)\n", "done",
+		plural(total, "step"), images, elapsed.Round(time.Millisecond), float64(images)/max(elapsed.Seconds(), 1e-9),
+		firstBatch.Round(time.Microsecond), steady)
 }

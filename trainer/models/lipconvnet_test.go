@@ -225,8 +225,10 @@ func TestLipConvnetGrad(t *testing.T) {
 
 // TestLipConvnetLipschitz: for random pairs of images,
 // ‖f(x) − f(x')‖ ≤ K‖x − x'‖ with K the proven bound (backbone × last layer,
-// or backbone × ‖ŵ_c − ŵ_j‖ for each margin under LLN), and K is within
-// 1e-5 of 1/std.
+// or backbone × ‖ŵ_c − ŵ_j‖ for each margin under LLN), and K is at most
+// 1e-5 above 1/std (orthogonal layers) and at most 1e-4 below it (a layer
+// whose Newton–Schulz iterations have not quite converged has a norm a
+// little below 1, and the proven bound follows it down).
 func TestLipConvnetLipschitz(t *testing.T) {
 	for i, c := range tinyNets {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,8 +240,8 @@ func TestLipConvnetLipschitz(t *testing.T) {
 			if !m.LLN {
 				k *= last
 			}
-			if math.Abs(k*0.2507-1) > 1e-5 { // both sides: K·std within 1e-5 of 1
-				t.Errorf("bound K = %.8f, 1/std = %.8f: K·std = %.8f, want within 1e-5 of 1", k, 1/0.2507, k*0.2507)
+			if ks := k * 0.2507; ks > 1+1e-5 || ks < 1-1e-4 {
+				t.Errorf("bound K = %.8f, 1/std = %.8f: K·std = %.8f, want in [1-1e-4, 1+1e-5]", k, 1/0.2507, ks)
 			}
 			worst := 0.0
 			for trial := range 10 {

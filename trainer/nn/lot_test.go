@@ -328,8 +328,7 @@ func TestLOTLipschitzBound(t *testing.T) {
 	// Layers that are not orthogonal: M_orth scaled by 3 (norm about 3), and
 	// by 1.01 (a little above 1). The bound is at least the exact largest
 	// singular value over the frequencies (float64 SVD of each frequency's
-	// matrix) and at most one rung of its ladder above it: t = 1 + 2^k with
-	// t − 1 at most 4 times σ² − 1.
+	// matrix) and within 1e-7 relative of it (the prover's error terms).
 	for _, scale := range []float32{3, 1.01} {
 		l := NewLOT("l", 4, 4, 3, 1, 6, 1, 10, newRNG(2300))
 		randomKernel(l, 2301)
@@ -343,10 +342,8 @@ func TestLOTLipschitzBound(t *testing.T) {
 		exact := lotFrequencyNorm(t, l)
 		b := l.LipschitzBound()
 		t.Logf("scale %g: largest singular value over the frequencies %.9f, bound %.9f", scale, exact, b)
-		excess := b*b - 1e-9 - 1 // the rung's 2^k
-		k := math.Log2(excess)
-		if b < exact || excess > 4*(exact*exact-1)*(1+1e-9) || math.Abs(k-math.Round(k)) > 1e-6 {
-			t.Errorf("scale %g: bound %.9f, exact norm %.9f: want the norm <= bound, with bound² = 1 + 2^k + 1e-9 the first rung at or above norm²", scale, b, exact)
+		if b < exact || b > exact*(1+1e-7) {
+			t.Errorf("scale %g: bound %.9f, exact norm %.9f: want norm <= bound <= norm·(1+1e-7)", scale, b, exact)
 		}
 	}
 }
