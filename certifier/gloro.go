@@ -53,7 +53,7 @@ type Result struct {
 	Prediction int
 	Radius     float64
 	// IBP is the largest radius at which interval bound propagation (ℓ∞
-	// models, spec 2.7) certified the prediction, 0 if none was checked or
+	// models, the authors' certified_test) certified the prediction, 0 if none was checked or
 	// none passed. Boxes grow with the radius, so the prediction is
 	// certified at every ε <= IBP, typically a tighter certificate than
 	// Radius. ℓ2 models leave it 0.

@@ -31,6 +31,12 @@ type Options struct {
 	Seed      uint64 // seed of the permutation and of the take
 	Take      int64  // rows drawn uniformly without replacement; 0 = all
 	Skip      int64  // leave out the first Skip rows of the permutation: with one seed, the complement of Take Skip
+	// Exclude lists source ids left out of the dataset after the
+	// selection above (e.g. near-copies of test images that shardtool
+	// audit flagged); sorted, without duplicates (see ReadExcludeIDs). They
+	// are recorded in the manifest's provenance, so the dataset is the same
+	// selection minus exactly these rows, and can be made again.
+	Exclude []int64
 
 	Overwrite bool   // replace a dataset already at the destination
 	BreakLock bool   // take the build lock even if held: after a build that died without releasing it
@@ -94,6 +100,9 @@ func Build(ctx context.Context, src Source, store shards.Store, opts Options) (*
 	}
 	if opts.Take < 0 || opts.Skip < 0 || opts.Skip >= info.Rows || opts.Take > info.Rows-opts.Skip {
 		return nil, fmt.Errorf("skip %d, take %d: the source holds %d rows", opts.Skip, opts.Take, info.Rows)
+	}
+	if err := checkExclude(opts.Exclude, info.Rows); err != nil {
+		return nil, err
 	}
 	if (opts.Take > 0 || opts.Skip > 0) && opts.NoShuffle {
 		return nil, errors.New("take and skip need the shuffle: a subset of the source order would not be uniform")
@@ -235,7 +244,8 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 		Name: b.opts.Name, Kind: b.opts.Kind, Split: b.opts.Split, Shape: b.shape, Codec: b.opts.Codec,
 		Rows: n, ClassCounts: make([]int64, b.shape.Classes),
 		Provenance: shards.Provenance{Tool: b.opts.Tool, Source: b.info.Format, SourceRows: b.info.Rows,
-			Shuffle: !b.opts.NoShuffle, Seed: b.opts.Seed, Take: b.opts.Take, Skip: b.opts.Skip},
+			Shuffle: !b.opts.NoShuffle, Seed: b.opts.Seed, Take: b.opts.Take, Skip: b.opts.Skip,
+			Excluded: b.opts.Exclude},
 	}
 	if b.opts.NoShuffle {
 		m.Provenance.Seed = 0
@@ -265,10 +275,16 @@ func (b *builder) run(ctx context.Context) (*shards.Manifest, error) {
 		}
 		return err
 	})
-	g.Go(func() error { return b.deal(gctx, bk, chunks, free, m.ClassCounts) })
+	var excluded int64
+	g.Go(func() (err error) {
+		excluded, err = b.deal(gctx, bk, chunks, free, m.ClassCounts)
+		return err
+	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	n -= excluded
+	m.Rows = n
 
 	// Pass two: shards in parallel, one bucket each.
 	var names []string
@@ -358,23 +374,25 @@ func (b *builder) read(ctx context.Context, free <-chan *Chunk, out chan<- *Chun
 	}
 }
 
-// deal puts the selected rows of each chunk in their buckets.
-func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free chan<- *Chunk, counts []int64) error {
+// deal puts the selected rows of each chunk in their buckets, leaving out
+// the excluded ids; it returns how many selected rows were excluded.
+func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free chan<- *Chunk, counts []int64) (int64, error) {
 	ib := b.shape.ImageBytes()
 	rec := make([]byte, bk.recBytes)
-	var done int64
+	var done, excluded int64
+	exclude := b.opts.Exclude // sorted: a cursor follows the ids, which arrive in order
 	for {
 		var c *Chunk
 		select {
 		case c = <-in:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		if c == nil {
 			break // the reader closed the channel: every row was read
 		}
 		if c.First != done {
-			return fmt.Errorf("%s: chunk starts at id %d, want %d", b.info.Format, c.First, done)
+			return 0, fmt.Errorf("%s: chunk starts at id %d, want %d", b.info.Format, c.First, done)
 		}
 		for i := range c.Len() {
 			id := c.First + int64(i)
@@ -382,9 +400,16 @@ func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free 
 			if key > bk.maxKey || key < bk.minKey {
 				continue
 			}
+			for len(exclude) > 0 && exclude[0] < id {
+				exclude = exclude[1:]
+			}
+			if len(exclude) > 0 && exclude[0] == id {
+				excluded++
+				continue
+			}
 			label := c.Labels[i]
 			if label < 0 || int(label) >= b.shape.Classes {
-				return fmt.Errorf("id %d: label %d outside [0,%d): %w", id, label, b.shape.Classes, ErrFormat)
+				return 0, fmt.Errorf("id %d: label %d outside [0,%d): %w", id, label, b.shape.Classes, ErrFormat)
 			}
 			var coarse int16
 			if c.Coarse != nil {
@@ -392,7 +417,7 @@ func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free 
 			}
 			counts[label]++
 			if err := bk.add(rec, key, id, label, coarse, c.Images[i*ib:(i+1)*ib]); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		done += int64(c.Len())
@@ -400,12 +425,12 @@ func (b *builder) deal(ctx context.Context, bk *buckets, in <-chan *Chunk, free 
 		free <- c
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	if done != b.info.Rows {
-		return fmt.Errorf("%s: read %d rows, the headers promised %d: %w", b.info.Format, done, b.info.Rows, ErrFormat)
+		return 0, fmt.Errorf("%s: read %d rows, the headers promised %d: %w", b.info.Format, done, b.info.Rows, ErrFormat)
 	}
-	return bk.finish()
+	return excluded, bk.finish()
 }
 
 // writeShard sorts bucket i and stores it as one shard, a record batch at a

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,14 @@ var Formats = []string{"cifar10", "cifar100", "npz", "idx"}
 func OpenSource(format string, paths []string, split string, classes int) (Source, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no input files")
+	}
+	for _, p := range paths {
+		var pe *fs.PathError
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) && errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s does not exist: %w", p, pe.Err) // before the format is guessed from the name
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	if len(paths) == 1 {
 		if st, err := os.Stat(paths[0]); err == nil && st.IsDir() {

@@ -223,8 +223,19 @@ func (s *npzSource) checkImage() error {
 		return srcErrf(s.path, nil, "%s: image shape %v must be non-empty and at most %d bytes",
 			s.img.name, h.Shape[1:], srcMaxRowBytes)
 	}
+	if c := h.Shape[3]; c > npzMaxChannels {
+		hint := ""
+		if h.Shape[1] <= npzMaxChannels {
+			hint = "; it looks like NCHW (N, C, H, W): save it as NHWC with np.transpose(image, (0, 2, 3, 1))"
+		}
+		return srcErrf(s.path, nil, "%s: shape %v has %d channels on its last axis, want 1..%d in (N, H, W, C)%s",
+			s.img.name, h.Shape, c, npzMaxChannels, hint)
+	}
 	return s.checkSize(s.img, h.Shape[1]*h.Shape[2]*h.Shape[3])
 }
+
+// npzMaxChannels is the most channels a dataset holds (shards.Shape's limit).
+const npzMaxChannels = 4
 
 // checkLabel accepts integer labels of shape (N,), N matching the images.
 func (s *npzSource) checkLabel() error {

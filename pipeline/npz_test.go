@@ -147,6 +147,8 @@ np.savez(d + '/float_image.npz', image=img.astype(np.float32), label=lab)
 np.savez(d + '/int16_image.npz', image=img.astype(np.int16), label=lab)
 np.savez(d + '/image_3d.npz', image=img[..., 0], label=lab)
 np.savez(d + '/image_5d.npz', image=img[..., None], label=lab)
+np.savez(d + '/nchw.npz', image=img.transpose(0, 3, 1, 2), label=lab)
+np.savez(d + '/many_channels.npz', image=np.zeros((40, 8, 8, 5), np.uint8), label=lab)
 np.savez(d + '/label_2d.npz', image=img, label=lab.reshape(-1, 1))
 np.savez(d + '/count_mismatch.npz', image=img, label=lab[:-1])
 np.savez(d + '/fortran.npz', image=np.asfortranarray(img), label=lab)
@@ -187,6 +189,8 @@ func TestNPZOpenErrors(t *testing.T) {
 		{"int16_image", []string{`dtype "<i2"`}},
 		{"image_3d", []string{"shape [40 8 8]", "(N, H, W, C)"}},
 		{"image_5d", []string{"shape [40 8 8 3 1]"}},
+		{"nchw", []string{"image.npy: shape [40 3 8 8] has 8 channels on its last axis, want 1..4", "looks like NCHW", "np.transpose(image, (0, 2, 3, 1))"}},
+		{"many_channels", []string{"image.npy: shape [40 8 8 5] has 5 channels on its last axis, want 1..4 in (N, H, W, C): "}},
 		{"label_2d", []string{"label.npy: shape [40 1], want (N,)"}},
 		{"count_mismatch", []string{"label.npy: 39 labels but image.npy has 40 images"}},
 		{"fortran", []string{"image.npy: fortran_order is True"}},

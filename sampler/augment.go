@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// Augment is the per-sample augmentation of each architecture (spec 6.4):
+// Augment is the per-sample augmentation of each architecture (the authors' data loaders):
 // a random crop of Size x Size from the image padded by Pad on every side,
 // the padding zeros or the replicated border ("edge"), then a horizontal flip
 // with probability 1/2. It runs on uint8 HWC pixels, seeded per sample.

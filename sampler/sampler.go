@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -98,9 +97,8 @@ type Iterator struct {
 	free    chan *Batch
 	last    *Batch
 
-	prefetchSem chan struct{}
-	prefetchWG  sync.WaitGroup
-	gctx        context.Context
+	prefetches errgroup.Group // background fetches of record batches, at most 4 at a time
+	gctx       context.Context
 }
 
 type result struct {
@@ -225,7 +223,7 @@ func (it *Iterator) start(ctx context.Context) {
 	it.g, it.gctx = g, gctx
 	it.pending = make(chan chan result, it.cfg.Prefetch)
 	it.free = make(chan *Batch, it.cfg.Prefetch+2)
-	it.prefetchSem = make(chan struct{}, 4)
+	it.prefetches.SetLimit(4)
 	type job struct {
 		step int64
 		out  chan result
@@ -332,7 +330,7 @@ func (it *Iterator) Next(ctx context.Context) (*Batch, error) {
 func (it *Iterator) Close() error {
 	it.cancel()
 	err := it.g.Wait() // results go to buffered channels: no worker blocks on them
-	it.prefetchWG.Wait()
+	it.prefetches.Wait()
 	return err
 }
 
@@ -404,17 +402,12 @@ func (it *Iterator) prefetch(step int64) {
 				if it.cache.has(key) {
 					continue
 				}
-				select {
-				case it.prefetchSem <- struct{}{}:
-				default:
+				if !it.prefetches.TryGo(func() error {
+					_, _ = it.cache.get(it.gctx, key, it.fetch) // errors surface when the step itself asks
+					return nil
+				}) {
 					return // enough fetches in flight
 				}
-				it.prefetchWG.Add(1)
-				go func() {
-					defer it.prefetchWG.Done()
-					defer func() { <-it.prefetchSem }()
-					_, _ = it.cache.get(it.gctx, key, it.fetch) // errors surface when the step itself asks
-				}()
 			}
 		}
 	}

@@ -80,6 +80,10 @@ type Provenance struct {
 	Seed       uint64      `json:"seed"`           // shuffle and subsample seed
 	Take       int64       `json:"take"`           // rows drawn without replacement; 0 = all
 	Skip       int64       `json:"skip,omitempty"` // rows of the permutation left out before them
+	// Excluded lists source ids left out after the selection (shardtool
+	// build --exclude-ids, e.g. near-copies of test images found by
+	// shardtool audit), sorted.
+	Excluded []int64 `json:"excluded,omitempty"`
 }
 
 // InputFile is one file the dataset was built from.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Local runs cells on this machine, Parallel at a time (default 1), each
@@ -29,9 +31,9 @@ func (l Local) Run(ctx context.Context, dir string, cells []Cell) error {
 	var (
 		mu   sync.Mutex
 		errs []error
-		wg   sync.WaitGroup
+		g    errgroup.Group // no shared context: a failed cell does not stop the others
 	)
-	slots := make(chan struct{}, n)
+	g.SetLimit(n)
 	say := func(format string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -42,17 +44,13 @@ func (l Local) Run(ctx context.Context, dir string, cells []Cell) error {
 			say("[%d/%d] %s: done already", i+1, len(cells), c.Name)
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-		}
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
+		g.Go(func() error { // waits for a free slot
+			if ctx.Err() != nil {
+				return nil // cancelled while waiting for the slot
+			}
 			say("[%d/%d] %s: running (log %s)", i+1, len(cells), c.Name, LogPath(dir, c.Name))
 			start := time.Now()
 			if _, err := RunCell(ctx, dir, c, l.Runner); err != nil {
@@ -60,12 +58,13 @@ func (l Local) Run(ctx context.Context, dir string, cells []Cell) error {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
-				return
+				return nil // every failure is reported, joined, after the others finish
 			}
 			say("[%d/%d] %s: done in %s", i+1, len(cells), c.Name, time.Since(start).Round(time.Second))
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if ctx.Err() != nil {
 		errs = append(errs, ctx.Err())
 	}

@@ -19,7 +19,7 @@ type CertifyOptions struct {
 	// Train, when set, is the real training set: its clean accuracy on the
 	// same number of images gives the generalization gap, and a
 	// Recalibrator model recomputes its running means on its first
-	// Recalibrate images.
+	// recalibrate images.
 	Train       *shards.Dataset
 	Recalibrate int
 }
@@ -39,17 +39,17 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 	if eps <= 0 {
 		eps = t.Cfg.Eps
 	}
-	if err := Recalibrate(ctx, t.Model, o.Train, o.Recalibrate, t.Cfg.Channels); err != nil {
+	if err := recalibrate(ctx, t.Model, o.Train, o.Recalibrate, t.Cfg); err != nil {
 		return nil, err
 	}
-	x, labels, err := LoadInputs(ctx, test, o.N, t.Cfg.Channels)
+	x, labels, err := LoadInputs(ctx, test, o.N, t.Cfg)
 	if err != nil {
 		return nil, err
 	}
 	if len(labels) == 0 {
 		return nil, fmt.Errorf("%s: no images to certify", test)
 	}
-	cert, err := CertifyAll(t.Model, x, labels, eps)
+	cert, err := certifyAll(t.Model, x, labels, eps)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 		sum.Certified[i] = certifier.CertifiedAccuracy(res, r)
 	}
 	if o.Train != nil {
-		tx, tl, err := LoadInputs(ctx, o.Train, o.N, t.Cfg.Channels)
+		tx, tl, err := LoadInputs(ctx, o.Train, o.N, t.Cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -32,15 +32,15 @@ func (s samplerBatches) State() json.RawMessage {
 func (s samplerBatches) StepsPerEpoch() int64 { return s.it.StepsPerEpoch() }
 func (s samplerBatches) Close() error         { return s.it.Close() }
 
-// SamplerConfig is the sampler configuration that feeds a model of cfg
+// samplerConfig is the sampler configuration that feeds a model of cfg
 // from sources whose images are h pixels high: cfg's batch, seed and
 // augmentation (a random crop of the padded image and a flip). Images
-// smaller than 32 are padded to 32 at the centre by [ToInput], so their
-// crop padding is at most 2.
-func SamplerConfig(cfg Config, sources []sampler.Source, h int) sampler.Config {
+// smaller than the model's input are padded at the centre by
+// [Config.ToInput], so their crop padding is at most 2.
+func samplerConfig(cfg Config, sources []sampler.Source, h int) sampler.Config {
 	sc := sampler.Config{Sources: sources, Batch: cfg.Batch, Seed: cfg.Seed,
 		Augment: sampler.Augment{Size: h, Pad: cfg.Augment.Pad, Edge: cfg.Augment.Edge, Flip: true}}
-	if h < 32 {
+	if h < cfg.InputSide() {
 		sc.Augment.Pad = min(cfg.Augment.Pad, 2)
 	}
 	return sc
@@ -60,7 +60,7 @@ func OpenSampler(sources []sampler.Source) OpenBatches {
 		if len(sources) == 0 {
 			return nil, fmt.Errorf("no training data")
 		}
-		it, err := sampler.New(ctx, SamplerConfig(cfg, sources, sources[0].Dataset.Manifest.Height), st)
+		it, err := sampler.New(ctx, samplerConfig(cfg, sources, sources[0].Dataset.Manifest.Height), st)
 		if err != nil {
 			return nil, err
 		}
@@ -69,8 +69,8 @@ func OpenSampler(sources []sampler.Source) OpenBatches {
 }
 
 // LoadInputs reads the first n rows of d (shard order; n <= 0: all) as
-// model inputs of the given channels, with their labels.
-func LoadInputs(ctx context.Context, d *shards.Dataset, n, channels int) ([]float32, []int, error) {
+// inputs of a model of cfg (Config.ToInput), with their labels.
+func LoadInputs(ctx context.Context, d *shards.Dataset, n int, cfg Config) ([]float32, []int, error) {
 	m := d.Manifest
 	var x []float32
 	var labels []int
@@ -86,8 +86,9 @@ func LoadInputs(ctx context.Context, d *shards.Dataset, n, channels int) ([]floa
 		if n > 0 {
 			k = min(k, n-len(labels))
 		}
-		buf := make([]float32, k*channels*1024)
-		if err := ToInput(buf, rows.Images, k, m.Height, m.Width, m.Channels, channels); err != nil {
+		side := cfg.InputSide()
+		buf := make([]float32, k*cfg.Channels*side*side)
+		if err := cfg.ToInput(buf, rows.Images, k, m.Height, m.Width, m.Channels); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", d, err)
 		}
 		x = append(x, buf...)
@@ -96,4 +97,14 @@ func LoadInputs(ctx context.Context, d *shards.Dataset, n, channels int) ([]floa
 		}
 	}
 	return x, labels, nil
+}
+
+// FitData sets the data's classes, channels and image size from the real
+// training set's manifest; the models take square images.
+func (c *Config) FitData(m *shards.Manifest) error {
+	if m.Height != m.Width {
+		return fmt.Errorf("images of %dx%d: the models take square images", m.Height, m.Width)
+	}
+	c.Classes, c.Channels, c.ImageSize = m.Classes, m.Channels, m.Height
+	return nil
 }

@@ -25,7 +25,7 @@ type DatasetEvaluator struct {
 
 // Evaluate implements [Evaluator].
 func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Epoch) error {
-	if err := Recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg.Channels); err != nil {
+	if err := recalibrate(ctx, t.Model, d.Real, d.N, t.Cfg); err != nil {
 		return err
 	}
 	trainRes, err := certifyFirst(ctx, t, d.Real, d.N)
@@ -57,7 +57,7 @@ func (d DatasetEvaluator) Evaluate(ctx context.Context, t *Trainer, e *rundir.Ep
 // certifyFirst certifies the first n rows of d (shard order) at the
 // model's eps.
 func certifyFirst(ctx context.Context, t *Trainer, d *shards.Dataset, n int) ([]certifier.Result, error) {
-	x, labels, err := LoadInputs(ctx, d, n, t.Cfg.Channels)
+	x, labels, err := LoadInputs(ctx, d, n, t.Cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +73,11 @@ type Recalibrator interface {
 	Recalibrate(x []float32, n int) error
 }
 
-// Recalibrate runs m's recalibration pass over the first n images of the
+// recalibrate runs m's recalibration pass over the first n images of the
 // real training set when m is a [Recalibrator]; other models are left
 // alone. Without a training set, the checkpoint's running means are kept
 // (and said so in the log).
-func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n, channels int) error {
+func recalibrate(ctx context.Context, m Model, real *shards.Dataset, n int, cfg Config) error {
 	r, ok := m.(Recalibrator)
 	if !ok {
 		return nil
@@ -86,7 +86,7 @@ func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n, channels
 		log.Printf("no training set to recalibrate the running means with; using the checkpoint's")
 		return nil
 	}
-	x, labels, err := LoadInputs(ctx, real, n, channels)
+	x, labels, err := LoadInputs(ctx, real, n, cfg)
 	if err != nil {
 		return fmt.Errorf("recalibrate on %s: %w", real, err)
 	}
@@ -96,11 +96,11 @@ func Recalibrate(ctx context.Context, m Model, real *shards.Dataset, n, channels
 	return nil
 }
 
-// CertifyAll certifies x at eps and, for an l_inf model, runs its interval
+// certifyAll certifies x at eps and, for an l_inf model, runs its interval
 // bounds at every reported radius too (certifier.ReportRadii), keeping per
 // image the largest radius that certified it (Result.IBP): boxes are
 // nested, so the certificate holds below it.
-func CertifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, error) {
+func certifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, error) {
 	cert, err := m.Certify(x, labels, eps)
 	if err != nil || cert.Norm != "linf" {
 		return cert, err

@@ -10,12 +10,12 @@ import (
 	"certmix/trainer/nn"
 )
 
-// ArchGloro is GloroNet on a LiResNet backbone under l2 (spec 5).
+// ArchGloro is GloroNet on a LiResNet backbone under l2 (Hu et al. 2023, klasleino/gloro's hu23 snapshot).
 const ArchGloro = "gloro"
 
-// Gloro is GloroNet: a LiResNet trained with the EMMA loss and certified
+// GloroModel is GloroNet: a LiResNet trained with the EMMA loss and certified
 // by GloRo's margin test with the sub-network's Lipschitz bound K.
-type Gloro struct {
+type GloroModel struct {
 	Net  *models.LiResNet
 	cfg  Config
 	dLog []float32
@@ -24,7 +24,7 @@ type Gloro struct {
 	gradSave [][]float32
 }
 
-func newGloro(cfg Config) (*Gloro, error) {
+func newGloro(cfg Config) (*GloroModel, error) {
 	m, err := models.NewLiResNet(cfg.Depth, cfg.Width, cfg.Classes, cfg.Channels, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, 0x676c6f72)))
 	if err != nil {
 		return nil, err
@@ -32,13 +32,13 @@ func newGloro(cfg Config) (*Gloro, error) {
 	if cfg.PowerIters < 1 {
 		return nil, fmt.Errorf("GloroNet: %d power iterations per step, want at least 1", cfg.PowerIters)
 	}
-	return &Gloro{Net: m, cfg: cfg, dLog: make([]float32, cfg.Batch*cfg.Classes), dHat: make([]float32, cfg.Classes*models.Features)}, nil
+	return &GloroModel{Net: m, cfg: cfg, dLog: make([]float32, cfg.Batch*cfg.Classes), dHat: make([]float32, cfg.Classes*models.Features)}, nil
 }
 
-func (g *Gloro) Classes() int        { return g.Net.Classes }
-func (g *Gloro) InputSize() int      { return g.Net.InputSize() }
-func (g *Gloro) Params() []*nn.Param { return g.Net.Params() }
-func (g *Gloro) Logits(dst, x []float32, n int) error {
+func (g *GloroModel) Classes() int        { return g.Net.Classes }
+func (g *GloroModel) InputSize() int      { return g.Net.InputSize() }
+func (g *GloroModel) Params() []*nn.Param { return g.Net.Params() }
+func (g *GloroModel) Logits(dst, x []float32, n int) error {
 	if err := checkLogits(g, dst, x, n); err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (g *Gloro) Logits(dst, x []float32, n int) error {
 // InputGradient runs LiResNet's backward pass, which accumulates into the
 // parameters' gradients too; they are saved before and restored after, as
 // the Model contract asks.
-func (g *Gloro) InputGradient(dx, x, dlogits []float32, n int) error {
+func (g *GloroModel) InputGradient(dx, x, dlogits []float32, n int) error {
 	if err := checkInputGradient(g, dx, x, dlogits, n); err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (g *Gloro) InputGradient(dx, x, dlogits []float32, n int) error {
 }
 
 // Buffers are the power-iteration vectors: stem, blocks, neck conv, neck linear.
-func (g *Gloro) Buffers() []nn.Buffer {
+func (g *GloroModel) Buffers() []nn.Buffer {
 	var bs []nn.Buffer
 	for i, pi := range g.Net.PowerIterations() {
 		bs = append(bs, nn.Buffer{Name: fmt.Sprintf("power/%d", i), Data: pi.V})
@@ -80,7 +80,7 @@ func (g *Gloro) Buffers() []nn.Buffer {
 // Loss is one GloroNet step: power iterations (tracked), forward, the EMMA
 // loss at the ramped training eps, backward through the network and
 // through the iterations.
-func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
+func (g *GloroModel) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
 	if err := checkLoss(g, x, labels, n, g.cfg.Batch); err != nil {
 		return LossReport{}, err
 	}
@@ -89,7 +89,7 @@ func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport,
 	k := m.SubLipschitz(c.PowerIters, true)
 	logits := m.Forward(x, n)
 	clear(g.dHat)
-	loss, dK := EMMA(logits, labels, m.HeadRows(), c.Classes, models.Features, k, eps, g.dLog[:n*c.Classes], g.dHat)
+	loss, dK := emma(logits, labels, m.HeadRows(), c.Classes, models.Features, k, eps, g.dLog[:n*c.Classes], g.dHat)
 	m.Backward(g.dLog[:n*c.Classes], g.dHat, n)
 	m.BackwardLipschitz(dK, k)
 	return LossReport{Loss: loss, Values: map[string]float64{"k": k, "eps_train": eps}}, nil
@@ -102,7 +102,7 @@ func (g *Gloro) Loss(x []float32, labels []int, n int, at Progress) (LossReport,
 // radii a little too large. The training state of the power vectors is
 // restored afterwards, so that evaluating between epochs does not change
 // the run.
-func (g *Gloro) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+func (g *GloroModel) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
 	if err := checkCertify(g, x, labels); err != nil {
 		return Certificate{}, err
 	}

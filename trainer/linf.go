@@ -10,10 +10,10 @@ import (
 	"certmix/trainer/nn"
 )
 
-// The l_inf architectures (spec 2 and 3).
+// The l_inf architectures (l_inf-dist Net, zbh2047/L_inf-dist-net-v2).
 const (
-	ArchLinfDist = "linfdist" // l_inf-dist Net (spec 2)
-	ArchSortNet  = "sortnet"  // SortNet (spec 3)
+	ArchLinfDist = "linfdist" // l_inf-dist Net (zbh2047/L_inf-dist-net-v2)
+	ArchSortNet  = "sortnet"  // SortNet (zbh2047/SortNet)
 )
 
 // DistConfig holds the settings of l_inf-dist Net and SortNet that Config's
@@ -28,7 +28,7 @@ type DistConfig struct {
 	// EpsTrain is the radius of the training margins, in pixel units.
 	EpsTrain float64 `json:"eps_train"`
 	// PStart and PEnd are p's schedule, rising per iteration from the
-	// fraction PRampStart of the run to PRampEnd, then inf (spec 2.4).
+	// fraction PRampStart of the run to PRampEnd, then inf (the authors' create_schedule).
 	PStart, PEnd         float64
 	PRampStart, PRampEnd float64
 	// Identity is the identity init value of the hidden layers (10; 0 none).
@@ -36,20 +36,20 @@ type DistConfig struct {
 	// Scalar adds the learnable logit scale of the cross-entropy term.
 	Scalar bool `json:",omitempty"`
 	// KeepProb is SortNet's keep-probability q (0.85; 1 for SortNet w/o
-	// dropout); TopK (10) and Group (32) as in spec 3.1-3.2.
+	// dropout); TopK (10) and Group (32) as in SortNet's sort_neuron and norm_dist module.
 	KeepProb    float64 `json:",omitempty"`
 	TopK, Group int     `json:",omitempty"`
 	// Mean (per channel) and Std normalise the inputs; empty: by channel
-	// count, see DistNormalization.
+	// count, see distNormalization.
 	Mean []float64 `json:",omitempty"`
 	Std  float64   `json:",omitempty"`
 }
 
-// DistNormalization is the input normalisation of the l_inf models when
+// distNormalization is the input normalisation of the l_inf models when
 // the configuration names none: CIFAR-10's channel means with the single std
-// 0.2009 of the authors' code (spec 2.6) for 3 channels, and Fashion-MNIST's
+// 0.2009 of the authors' code (the authors' dataset.py) for 3 channels, and Fashion-MNIST's
 // mean 0.2860 and std 0.3530 (of its 28x28 training images) for 1 channel.
-func DistNormalization(channels int) (mean []float64, std float64, err error) {
+func distNormalization(channels int) (mean []float64, std float64, err error) {
 	switch channels {
 	case 3:
 		return []float64{0.4914, 0.4822, 0.4465}, 0.2009, nil
@@ -59,10 +59,10 @@ func DistNormalization(channels int) (mean []float64, std float64, err error) {
 	return nil, 0, fmt.Errorf("no default normalisation for %d channels: set dist.Mean and dist.Std", channels)
 }
 
-// LinfModel is l_inf-dist Net: a DistNet of l_inf-dist units trained with
+// LinfDistModel is l_inf-dist Net: a DistNet of l_inf-dist units trained with
 // the hinge or mixture loss under the p schedule and certified by interval
-// bound propagation (spec 2.7).
-type LinfModel struct {
+// bound propagation (the authors' certified_test).
+type LinfDistModel struct {
 	Net  *models.DistNet
 	cfg  Config
 	d    DistConfig
@@ -73,10 +73,10 @@ type LinfModel struct {
 
 // SortNetModel is SortNet: LinfModel with sort units in layers 2..Depth,
 // trained through random input subsets, whose running means are
-// recalibrated with inference units before evaluation (spec 3.5).
-type SortNetModel struct{ *LinfModel }
+// recalibrated with inference units before evaluation (the authors' update_bn).
+type SortNetModel struct{ *LinfDistModel }
 
-func newLinf(cfg Config) (*LinfModel, error) {
+func newLinf(cfg Config) (*LinfDistModel, error) {
 	if cfg.Dist == nil {
 		return nil, fmt.Errorf("%s: the configuration has no dist settings", cfg.Arch)
 	}
@@ -84,7 +84,7 @@ func newLinf(cfg Config) (*LinfModel, error) {
 	mean, std := d.Mean, d.Std
 	if len(mean) == 0 {
 		var err error
-		if mean, std, err = DistNormalization(cfg.Channels); err != nil {
+		if mean, std, err = distNormalization(cfg.Channels); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Arch, err)
 		}
 	}
@@ -97,8 +97,9 @@ func newLinf(cfg Config) (*LinfModel, error) {
 	if !(d.EpsTrain > 0) || !(d.PStart >= 1) || d.PEnd < d.PStart {
 		return nil, fmt.Errorf("%s: eps_train %v, p from %v to %v", cfg.Arch, d.EpsTrain, d.PStart, d.PEnd)
 	}
+	side := cfg.InputSide()
 	nc := models.DistNetConfig{Depth: cfg.Depth, Width: cfg.Width, Classes: cfg.Classes, Channels: cfg.Channels,
-		MaxBatch: cfg.Batch, Identity: float32(d.Identity), KeepProb: d.KeepProb, TopK: d.TopK, Group: d.Group,
+		Inputs: cfg.Channels * side * side, MaxBatch: cfg.Batch, Identity: float32(d.Identity), KeepProb: d.KeepProb, TopK: d.TopK, Group: d.Group,
 		Std: float32(std), Scalar: d.Scalar}
 	for _, v := range mean {
 		nc.Mean = append(nc.Mean, float32(v))
@@ -107,19 +108,19 @@ func newLinf(cfg Config) (*LinfModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Arch, err)
 	}
-	m := &LinfModel{Net: net, cfg: cfg, d: d, std: std, dlog: make([]float32, cfg.Batch*cfg.Classes)}
+	m := &LinfDistModel{Net: net, cfg: cfg, d: d, std: std, dlog: make([]float32, cfg.Batch*cfg.Classes)}
 	for i := range m.box {
 		m.box[i] = make([]float32, cfg.Batch*net.InputSize())
 	}
 	return m, nil
 }
 
-func (m *LinfModel) Classes() int        { return m.cfg.Classes }
-func (m *LinfModel) InputSize() int      { return m.Net.InputSize() }
-func (m *LinfModel) Params() []*nn.Param { return m.Net.Params() }
+func (m *LinfDistModel) Classes() int        { return m.cfg.Classes }
+func (m *LinfDistModel) InputSize() int      { return m.Net.InputSize() }
+func (m *LinfDistModel) Params() []*nn.Param { return m.Net.Params() }
 
 // Buffers are the mean shifts' running means.
-func (m *LinfModel) Buffers() []nn.Buffer {
+func (m *LinfDistModel) Buffers() []nn.Buffer {
 	names, data := m.Net.RunningMeans()
 	bs := make([]nn.Buffer, len(names))
 	for i := range names {
@@ -129,11 +130,11 @@ func (m *LinfModel) Buffers() []nn.Buffer {
 }
 
 // chunks calls f on consecutive row ranges of at most the model's batch.
-func (m *LinfModel) chunks(n int, f func(lo, rows int)) { models.Chunks(n, m.cfg.Batch, f) }
+func (m *LinfDistModel) chunks(n int, f func(lo, rows int)) { models.Chunks(n, m.cfg.Batch, f) }
 
 // Logits computes the evaluation-mode logits (unscaled: the scalar enters
 // only the loss).
-func (m *LinfModel) Logits(dst, x []float32, n int) error {
+func (m *LinfDistModel) Logits(dst, x []float32, n int) error {
 	if err := checkLogits(m, dst, x, n); err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ func (m *LinfModel) Logits(dst, x []float32, n int) error {
 }
 
 // InputGradient is the evaluation-mode input gradient, for attacks.
-func (m *LinfModel) InputGradient(dx, x, dlogits []float32, n int) error {
+func (m *LinfDistModel) InputGradient(dx, x, dlogits []float32, n int) error {
 	if err := checkInputGradient(m, dx, x, dlogits, n); err != nil {
 		return err
 	}
@@ -155,12 +156,12 @@ func (m *LinfModel) InputGradient(dx, x, dlogits []float32, n int) error {
 // Loss is one training step: p (and lambda) from the schedule, SortNet's
 // input subsets drawn from the step's own seed, the forward in training
 // mode, the loss at the normalised training radius, the backward.
-func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
+func (m *LinfDistModel) Loss(x []float32, labels []int, n int, at Progress) (LossReport, error) {
 	if err := checkLoss(m, x, labels, n, m.cfg.Batch); err != nil {
 		return LossReport{}, err
 	}
 	d, C := m.d, m.cfg.Classes
-	p, r := PSchedule(at, d.PStart, d.PEnd, d.PRampStart, d.PRampEnd)
+	p, r := pSchedule(at, d.PStart, d.PEnd, d.PRampStart, d.PRampEnd)
 	rng := at.Rand()
 	for _, mask := range m.Net.Masks {
 		if mask != nil {
@@ -173,15 +174,15 @@ func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossRep
 	rep := LossReport{Values: map[string]float64{"inv_p": 1 / p}} // 0 at p = inf, which JSON cannot hold
 	switch d.Loss {
 	case "hinge":
-		rep.Loss = LinfHinge(g, labels, C, eps, d.HingeMix, dg)
+		rep.Loss = linfHinge(g, labels, C, eps, d.HingeMix, dg)
 	default:
-		lambda := LambdaSchedule(d.Lambda0, d.LambdaEnd, r)
+		lambda := lambdaSchedule(d.Lambda0, d.LambdaEnd, r)
 		s := 1.0
 		if m.Net.Scalar != nil {
 			s = float64(m.Net.Scalar.W[0])
 		}
 		var ds float64
-		rep.Loss, ds = LinfMixture(g, labels, C, eps, lambda, s, dg)
+		rep.Loss, ds = linfMixture(g, labels, C, eps, lambda, s, dg)
 		if m.Net.Scalar != nil {
 			m.Net.Scalar.G[0] += float32(ds)
 		}
@@ -197,18 +198,18 @@ func (m *LinfModel) Loss(x []float32, labels []int, n int, at Progress) (LossRep
 // each of its at most TopK + 2 chained operations by 2^-24 relative, the
 // errors pass through 1-Lipschitz layers, and the normalisation adds two.
 // It is subtracted from the margin before the Lipschitz radius is taken.
-func (m *LinfModel) roundingAllowance(a float32) float64 {
+func (m *LinfDistModel) roundingAllowance(a float32) float64 {
 	ops := float64(m.Net.Cfg.TopK + 2)
 	return 4 * float64(m.Net.Cfg.Depth+1) * ops * 0x1p-24 * (float64(a) + 1)
 }
 
 // Certify computes every image's certificate: the prediction, the Lipschitz
-// radius r = std·(g_c - max_{j≠c} g_j)/2 in pixel units (spec 2.7; the
+// radius r = std·(g_c - max_{j≠c} g_j)/2 in pixel units (the authors' certified_test; the
 // margin less a float32 rounding allowance), and, when eps > 0, the interval
 // bound propagation verdict at eps over the box [x - eps, x + eps] ∩ [0,1]
 // (IBP = eps when every other logit's upper bound is below the prediction's
 // lower bound).
-func (m *LinfModel) Certify(x []float32, labels []int, eps float64) (Certificate, error) {
+func (m *LinfDistModel) Certify(x []float32, labels []int, eps float64) (Certificate, error) {
 	if err := checkCertify(m, x, labels); err != nil {
 		return Certificate{}, err
 	}
@@ -271,8 +272,8 @@ func (m *LinfModel) Certify(x []float32, labels []int, eps float64) (Certificate
 	return Certificate{Results: res, Norm: "linf", K: 1}, nil
 }
 
-// Recalibrate recomputes the running means with inference units on n
-// training images (spec 3.5); certmix calls it before every evaluation.
+// recalibrate recomputes the running means with inference units on n
+// training images (the authors' update_bn); certmix calls it before every evaluation.
 func (m *SortNetModel) Recalibrate(x []float32, n int) error {
 	if len(x) < n*m.InputSize() || n < 1 {
 		return fmt.Errorf("recalibrate: %d values for %d images: %w", len(x), n, certifier.ErrShape)

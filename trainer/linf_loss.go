@@ -2,7 +2,7 @@ package trainer
 
 import "math"
 
-// The l_inf-dist Net and SortNet losses and schedules (spec 2.3, 2.4, 3.4).
+// The l_inf-dist Net and SortNet losses and schedules (the authors' main.py).
 // They see the logits g = -distance and the worst-case margins under the
 // network's l_inf Lipschitz bound: each logit moves by at most eps (in
 // normalised units) within the eps-ball, so for every class j
@@ -13,8 +13,8 @@ import "math"
 // Losses are averaged over the batch in float64; the gradients they return
 // are dL/dg (n x C).
 
-// LinfMargins writes the worst-case margins m (n x C) of the logits g.
-func LinfMargins(m, g []float32, labels []int, classes int, eps float64) {
+// linfMargins writes the worst-case margins m (n x C) of the logits g.
+func linfMargins(m, g []float32, labels []int, classes int, eps float64) {
 	for b, y := range labels {
 		row := g[b*classes : (b+1)*classes]
 		for j, v := range row {
@@ -34,10 +34,10 @@ func marginGrad(dg []float32, j, y int, w, eps float64) {
 	dg[y] -= float32(w / (2 * eps))
 }
 
-// LinfHinge is the baseline hinge loss (Config A): (1 - mix)·mean_b
+// linfHinge is the baseline hinge loss (Config A): (1 - mix)·mean_b
 // max_j relu(m_j) + mix·mean_{b,j} relu(m_j), the second mean over all C
 // columns (the label's zero included). It writes dL/dg into dg.
-func LinfHinge(g []float32, labels []int, classes int, eps, mix float64, dg []float32) float64 {
+func linfHinge(g []float32, labels []int, classes int, eps, mix float64, dg []float32) float64 {
 	n := len(labels)
 	clear(dg[:n*classes])
 	var loss float64
@@ -65,11 +65,11 @@ func LinfHinge(g []float32, labels []int, classes int, eps, mix float64, dg []fl
 	return loss
 }
 
-// LinfMixture is the ICLR 2022 loss (SortNet, Config B): mean_b max_j
+// linfMixture is the ICLR 2022 loss (SortNet, Config B): mean_b max_j
 // clip(m_j, 0, 1), the clipped hinge with threshold 2·eps, plus
 // lambda·CE(s·g, y). It writes dL/dg into dg and returns the loss and
 // dL/ds.
-func LinfMixture(g []float32, labels []int, classes int, eps, lambda, s float64, dg []float32) (loss, ds float64) {
+func linfMixture(g []float32, labels []int, classes int, eps, lambda, s float64, dg []float32) (loss, ds float64) {
 	n := len(labels)
 	clear(dg[:n*classes])
 	z := make([]float64, classes)
@@ -114,11 +114,11 @@ func LinfMixture(g []float32, labels []int, classes int, eps, lambda, s float64,
 	return loss, ds
 }
 
-// PSchedule is p and the schedule's progress r at step at.Step (spec 2.4):
+// pSchedule is p and the schedule's progress r at step at.Step (the authors' create_schedule):
 // r rises linearly from 0 at the fraction start of the run to 1 at end, per
 // iteration; p = pStart·(pEnd/pStart)^r, and once r reaches 1 with
 // pEnd >= 100, p = inf exactly.
-func PSchedule(at Progress, pStart, pEnd, start, end float64) (p, r float64) {
+func pSchedule(at Progress, pStart, pEnd, start, end float64) (p, r float64) {
 	t := float64(at.Step - 1)
 	total := float64(max(at.Total, 1))
 	r = min(max((t-start*total)/max((end-start)*total, 1), 0), 1)
@@ -128,8 +128,8 @@ func PSchedule(at Progress, pStart, pEnd, start, end float64) (p, r float64) {
 	return pStart * math.Pow(pEnd/pStart, r), r
 }
 
-// LambdaSchedule is the mixture loss's weight at progress r:
+// lambdaSchedule is the mixture loss's weight at progress r:
 // lambda0·(lambdaEnd/lambda0)^r.
-func LambdaSchedule(lambda0, lambdaEnd, r float64) float64 {
+func lambdaSchedule(lambda0, lambdaEnd, r float64) float64 {
 	return lambda0 * math.Pow(lambdaEnd/lambda0, r)
 }

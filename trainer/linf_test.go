@@ -25,16 +25,16 @@ func TestLinfLossGrad(t *testing.T) {
 		const s, lambda = 1.7, 0.3
 		eval := func(g []float32, s float64) float64 {
 			if loss == "hinge" {
-				return LinfHinge(g, labels, C, eps, 0.25, scratch)
+				return linfHinge(g, labels, C, eps, 0.25, scratch)
 			}
-			l, _ := LinfMixture(g, labels, C, eps, lambda, s, scratch)
+			l, _ := linfMixture(g, labels, C, eps, lambda, s, scratch)
 			return l
 		}
 		var ds float64
 		if loss == "hinge" {
-			LinfHinge(g, labels, C, eps, 0.25, dg)
+			linfHinge(g, labels, C, eps, 0.25, dg)
 		} else {
-			_, ds = LinfMixture(g, labels, C, eps, lambda, s, dg)
+			_, ds = linfMixture(g, labels, C, eps, lambda, s, dg)
 		}
 		const h = 1e-3
 		for i := range g {
@@ -59,7 +59,7 @@ func TestLinfLossGrad(t *testing.T) {
 }
 
 // TestPSchedule: p is p_start until the ramp, p_end^r·p_start^(1-r) on it,
-// inf after (spec 2.4); lambda follows r.
+// inf after (the authors' create_schedule); lambda follows r.
 func TestPSchedule(t *testing.T) {
 	at := func(step int64) Progress { return Progress{Step: step, Total: 1000, StepsPerEpoch: 10} }
 	tests := []struct {
@@ -71,15 +71,15 @@ func TestPSchedule(t *testing.T) {
 		{751, 0, 1, true}, {1000, 0, 1, true},
 	}
 	for _, tc := range tests {
-		p, r := PSchedule(at(tc.step), 8, 1000, 0.1, 0.75)
+		p, r := pSchedule(at(tc.step), 8, 1000, 0.1, 0.75)
 		if math.Abs(r-tc.r) > 1e-12 || (tc.isInf != math.IsInf(p, 1)) || (!tc.isInf && math.Abs(p-tc.p) > 1e-9*tc.p) {
 			t.Errorf("step %d: p %v, r %v; want %v, %v", tc.step, p, r, tc.p, tc.r)
 		}
 	}
-	if p, _ := PSchedule(at(1000), 8, 50, 0.1, 0.75); p != 50 {
+	if p, _ := pSchedule(at(1000), 8, 50, 0.1, 0.75); p != 50 {
 		t.Errorf("p_end 50 < 100 stays finite: %v", p)
 	}
-	if l0, l1 := LambdaSchedule(0.2, 0.002, 0), LambdaSchedule(0.2, 0.002, 1); l0 != 0.2 || math.Abs(l1-0.002) > 1e-15 {
+	if l0, l1 := lambdaSchedule(0.2, 0.002, 0), lambdaSchedule(0.2, 0.002, 1); l0 != 0.2 || math.Abs(l1-0.002) > 1e-15 {
 		t.Errorf("lambda %v .. %v", l0, l1)
 	}
 }
@@ -128,7 +128,7 @@ func blobs(rng *rand.Rand, n int) ([]byte, []int16) {
 func toInputs(t *testing.T, img []byte, lab []int16) ([]float32, []int) {
 	n := len(lab)
 	x := make([]float32, n*1024)
-	if err := ToInput(x, img, n, 32, 32, 1, 1); err != nil {
+	if err := toInput(x, img, n, 32, 32, 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	labels := make([]int, n)
@@ -345,7 +345,7 @@ func BenchmarkLinfTrainStep(b *testing.B) {
 }
 
 // TestSortNetRecalibrate: the recalibrated running mean is the average of
-// the batch means of the evaluation units' outputs (spec 3.5), checked on
+// the batch means of the evaluation units' outputs (the authors' update_bn), checked on
 // the first layer over two and a half batches.
 func TestSortNetRecalibrate(t *testing.T) {
 	tr, cfg := tinyDist(t, ArchSortNet, 10)

@@ -2,13 +2,13 @@ package trainer
 
 import "math"
 
-// EMMA is GloroNet's training loss as the authors shipped it (spec 5.4):
+// emma is GloroNet's training loss as the authors shipped it (the hu23 snapshot's margin_layer_v2):
 // cross-entropy of the logits with every non-target logit pushed up by its
 // own worst case, ỹ_j = y_j + eps·K·‖ŵ_y − ŵ_j‖, averaged over the batch.
 // It returns the loss and its gradients: dLogits (n x C), dHat (C x F, the
 // gradient with respect to the normalised head rows ŵ, accumulated) and dK.
 // Computed in float64.
-func EMMA(logits []float32, labels []int, hat []float32, classes, features int, k, eps float64, dLogits, dHat []float32) (loss, dK float64) {
+func emma(logits []float32, labels []int, hat []float32, classes, features int, k, eps float64, dLogits, dHat []float32) (loss, dK float64) {
 	n := len(labels)
 	dist := headDistances(hat, classes, features)
 	dDist := make([]float64, classes*classes)

@@ -11,7 +11,7 @@ import (
 	"certmix/trainer/optim"
 )
 
-// ArchLOT is LOT's LipConvnet under l2 (spec 4).
+// ArchLOT is LOT's LipConvnet under l2 (LOT, AI-secure/Layerwise-Orthogonal-Training).
 const ArchLOT = "lot"
 
 // LOTConfig holds LOT's own settings; a nil one in Config takes the defaults
@@ -23,13 +23,16 @@ type LOTConfig struct {
 	Iters    int       // Newton–Schulz iterations, in training and evaluation (10)
 	Std      float64   // input normalisation (x − mean)/std, the same for every channel (0.2507)
 	Mean     []float64 // per channel; empty: CIFAR-10's for 3 channels, their average otherwise
+	// ResLamdaLogit is each of the five stages' res_lamda_logit (LipResNet's
+	// fixed residual mix λ = sigmoid(logit)); empty: 0, λ = ½.
+	ResLamdaLogit []float32 `json:"res_lamda_logit,omitempty"`
 }
 
-// DefaultLOTConfig is the configuration spec 4 recommends: residual, MaxMin,
+// DefaultLOTConfig is the configuration LOT, AI-secure/Layerwise-Orthogonal-Training recommends: residual, MaxMin,
 // no LLN, γ = 0, 10 Newton–Schulz iterations, std 0.2507.
 func DefaultLOTConfig() LOTConfig { return LOTConfig{Residual: true, Iters: 10, Std: 0.2507} }
 
-// lotPreset is LipConvnet-{depth} as the paper trains it (spec 4.3-4.6): 32
+// lotPreset is LipConvnet-{depth} as the paper trains it (the authors' lip_convnets.py and train_robust.py): 32
 // init channels, batch 256, SGD with momentum 0.9 at lr 0.1 without weight
 // decay, cosine annealing per iteration (the paper's main results; the
 // original multistep schedule with --schedule multistep), 200 epochs (the
@@ -42,10 +45,10 @@ func lotPreset(depth int) Config {
 		Schedule: "cosine", Augment: AugmentConfig{Pad: 4}, LOT: &lc}
 }
 
-// LOT is LOT's training composition: a LipConvnet trained with
+// LOTModel is LOTModel's training composition: a LipConvnet trained with
 // cross-entropy and the optional certificate term, certified with the
 // network's proven Lipschitz bound.
-type LOT struct {
+type LOTModel struct {
 	Net  *models.LipConvnet
 	cfg  Config
 	lc   LOTConfig
@@ -53,7 +56,7 @@ type LOT struct {
 	dHat []float32
 }
 
-func newLOT(cfg Config) (*LOT, error) {
+func newLOT(cfg Config) (*LOTModel, error) {
 	lc := DefaultLOTConfig()
 	if cfg.LOT != nil {
 		lc = *cfg.LOT
@@ -77,7 +80,17 @@ func newLOT(cfg Config) (*LOT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LOT: %w", err)
 	}
-	l := &LOT{Net: net, cfg: cfg, lc: lc, dLog: make([]float32, cfg.Batch*cfg.Classes)}
+	if len(lc.ResLamdaLogit) > 0 {
+		var logits [5]float32
+		if len(lc.ResLamdaLogit) != len(logits) {
+			return nil, fmt.Errorf("LOT: %d res_lamda_logit values, want one per stage (5)", len(lc.ResLamdaLogit))
+		}
+		copy(logits[:], lc.ResLamdaLogit)
+		if err := net.SetResidualLogits(logits); err != nil {
+			return nil, fmt.Errorf("LOT: %w", err)
+		}
+	}
+	l := &LOTModel{Net: net, cfg: cfg, lc: lc, dLog: make([]float32, cfg.Batch*cfg.Classes)}
 	if lc.LLN {
 		l.dHat = make([]float32, cfg.Classes*net.Features)
 	}
@@ -85,16 +98,16 @@ func newLOT(cfg Config) (*LOT, error) {
 }
 
 // Classes is the number of classes.
-func (l *LOT) Classes() int { return l.Net.Classes }
+func (l *LOTModel) Classes() int { return l.Net.Classes }
 
 // InputSize is the values of one image, Channels × 32 × 32.
-func (l *LOT) InputSize() int { return l.Net.InputSize() }
+func (l *LOTModel) InputSize() int { return l.Net.InputSize() }
 
 // Params are the LipConvnet's weights and biases, the authors' names.
-func (l *LOT) Params() []*nn.Param { return l.Net.Params() }
+func (l *LOTModel) Params() []*nn.Param { return l.Net.Params() }
 
 // Logits computes the network in evaluation mode (orthogonal kernels cached).
-func (l *LOT) Logits(dst, x []float32, n int) error {
+func (l *LOTModel) Logits(dst, x []float32, n int) error {
 	if err := checkLogits(l, dst, x, n); err != nil {
 		return err
 	}
@@ -102,7 +115,7 @@ func (l *LOT) Logits(dst, x []float32, n int) error {
 }
 
 // InputGradient is the evaluation-mode input gradient, for attacks.
-func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
+func (l *LOTModel) InputGradient(dx, x, dlogits []float32, n int) error {
 	if err := checkInputGradient(l, dx, x, dlogits, n); err != nil {
 		return err
 	}
@@ -111,13 +124,13 @@ func (l *LOT) InputGradient(dx, x, dlogits []float32, n int) error {
 
 // Buffers is empty: a LOT network's state is its weights (the orthogonal
 // kernels are recomputed from them).
-func (l *LOT) Buffers() []nn.Buffer { return nil }
+func (l *LOTModel) Buffers() []nn.Buffer { return nil }
 
-// Loss is one LOT step (spec 4.6): the forward pass in training mode (every
+// Loss is one LOT step (the authors' train_robust.py): the forward pass in training mode (every
 // layer orthogonalised afresh), cross-entropy minus γ times the mean
 // certificate at the label with L = 1/std, and the backward pass through the
 // Newton–Schulz iterations.
-func (l *LOT) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, error) {
+func (l *LOTModel) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, error) {
 	if err := checkLoss(l, x, labels, n, l.cfg.Batch); err != nil {
 		return LossReport{}, err
 	}
@@ -128,18 +141,18 @@ func (l *LOT) Loss(x []float32, labels []int, n int, _ Progress) (LossReport, er
 		hat = l.Net.HeadRows()
 		clear(l.dHat)
 	}
-	r := LOTLoss(logits, labels, c, l.lc.Gamma, 1/l.lc.Std, hat, l.dLog[:n*c], l.dHat)
+	r := lotLoss(logits, labels, c, l.lc.Gamma, 1/l.lc.Std, hat, l.dLog[:n*c], l.dHat)
 	l.Net.Backward(l.dLog[:n*c], l.dHat, n, nil)
 	return LossReport{Loss: r.Loss, Values: map[string]float64{"cross_entropy": r.CrossEntropy, "train_certificate": r.Certificate}}, nil
 }
 
-// Certify returns each image's l2 certificate (spec 4.5) with the
+// Certify returns each image's l2 certificate (LOT, AI-secure/Layerwise-Orthogonal-Training) with the
 // network's proven Lipschitz bound K (about 1/std; see
 // models.LipConvnet.LipschitzBound): radius (f_c − max_{j≠c} f_j)/(√2·K) with
 // the orthogonal last layer (K includes it), min_{j≠c} (f_c − f_j)/(K·‖ŵ_c −
 // ŵ_j‖) with LLN (K is the backbone's). Evaluation mode; the training state is
 // untouched.
-func (l *LOT) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
+func (l *LOTModel) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
 	if err := checkCertify(l, x, labels); err != nil {
 		return Certificate{}, err
 	}

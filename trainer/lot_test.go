@@ -54,14 +54,14 @@ func TestLOTLossGrad(t *testing.T) {
 					if lln {
 						dh = make([]float32, classes*features)
 					}
-					return LOTLoss(logits, labels, classes, gamma, 4, hat, d, dh).Loss
+					return lotLoss(logits, labels, classes, gamma, 4, hat, d, dh).Loss
 				}
 				dLog := make([]float32, n*classes)
 				var dHat []float32
 				if lln {
 					dHat = make([]float32, classes*features)
 				}
-				LOTLoss(logits, labels, classes, gamma, 4, hat, dLog, dHat)
+				lotLoss(logits, labels, classes, gamma, 4, hat, dLog, dHat)
 				fd := func(what string, x, g []float32) {
 					const h = 1e-3
 					for i := range x {
@@ -127,7 +127,7 @@ func TestLOTPresets(t *testing.T) {
 			t.Errorf("%s: %+v", name, c)
 		}
 	}
-	if _, err := NewModel(Config{Arch: ArchLOT, Depth: 12, Width: 4, Classes: 2, Channels: 1, Batch: 1}); err == nil {
+	if _, err := newModel(Config{Arch: ArchLOT, Depth: 12, Width: 4, Classes: 2, Channels: 1, Batch: 1}); err == nil {
 		t.Error("LipConvnet-12 (not a multiple of 5) was accepted")
 	}
 }
@@ -154,7 +154,7 @@ func TestLOTCertificatesSurviveAttacks(t *testing.T) {
 			}
 			test := toyBatch(10_000, 16, 7)
 			x := make([]float32, 16*1024)
-			ToInput(x, test.Images, 16, 32, 32, 1, 1)
+			toInput(x, test.Images, 16, 32, 32, 1, 1)
 			labels := make([]int, 16)
 			for i, l := range test.Labels {
 				labels[i] = int(l)
@@ -185,7 +185,7 @@ func TestLOTCertificatesSurviveAttacks(t *testing.T) {
 			}
 			lip := func(int, int) float64 { return math.Sqrt2 * cert.K }
 			if c.lln {
-				g, err := certifier.NewGloRo(cert.K, tr.Model.(*LOT).Net.HeadRows(), 2)
+				g, err := certifier.NewGloRo(cert.K, tr.Model.(*LOTModel).Net.HeadRows(), 2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -237,7 +237,7 @@ func BenchmarkLOTTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	var stash int
-	for _, l := range tr.Model.(*LOT).Net.Layers {
+	for _, l := range tr.Model.(*LOTModel).Net.Layers {
 		stash += l.Conv.StashBytes()
 	}
 	b.ResetTimer()

@@ -2,13 +2,13 @@ package trainer
 
 import "math"
 
-// LOTLossReport is what LOTLoss computes: the loss and its two terms.
-type LOTLossReport struct {
+// lotLossReport is what LOTLoss computes: the loss and its two terms.
+type lotLossReport struct {
 	Loss, CrossEntropy float64
 	Certificate        float64 // mean over the batch of relu(certificate at the label)
 }
 
-// LOTLoss is LOT's training loss (spec 4.6, the authors' train_robust.py):
+// lotLoss is LOT's training loss (the authors' train_robust.py, the authors' train_robust.py):
 // the mean cross-entropy of the logits minus gamma times the mean of
 // relu(cert), where cert is the l2 certificate computed for the label y (not
 // the prediction) with Lipschitz constant lip:
@@ -17,9 +17,9 @@ type LOTLossReport struct {
 //     (‖ŵ_y − ŵ_j‖·lip), differentiated through ŵ too (into dHat, accumulated).
 //
 // It WRITES dLogits (n × classes). Computed in float64.
-func LOTLoss(logits []float32, labels []int, classes int, gamma, lip float64, hat []float32, dLogits, dHat []float32) LOTLossReport {
+func lotLoss(logits []float32, labels []int, classes int, gamma, lip float64, hat []float32, dLogits, dHat []float32) lotLossReport {
 	n := len(labels)
-	var r LOTLossReport
+	var r lotLossReport
 	var dist []float64
 	features := 0
 	if hat != nil {

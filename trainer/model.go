@@ -10,9 +10,11 @@ import (
 
 // Model is one of the paper's architectures as the training loop, the
 // checkpoints and the certifier see it: a network with its training loss
-// and its certificate. Inputs are float32 NCHW images in [0,1] of
-// InputSize() values each; each model applies its own normalisation
-// inside, so that attacks and certified radii are in pixel units.
+// and its certificate. Inputs are always float32 NCHW images in [0,1] of
+// Channels x InputSide x InputSide (Config.InputSide: the dataset's size,
+// or 32 with smaller images padded); each model applies its own
+// normalisation inside, so that attacks and certified radii are in pixel
+// units.
 //
 // The contract every architecture keeps (TestModelContract checks it for
 // each):
@@ -121,9 +123,12 @@ type Certificate struct {
 	K       float64            // the Lipschitz bound behind the radii, where one applies
 }
 
-// NewModel builds a freshly initialised model of the architecture
+// newModel builds a freshly initialised model of the architecture
 // cfg.Arch, weights drawn from cfg.Seed, sized for batches of cfg.Batch.
-func NewModel(cfg Config) (Model, error) {
+func newModel(cfg Config) (Model, error) {
+	if err := cfg.checkImageSize(); err != nil {
+		return nil, err
+	}
 	switch cfg.Arch {
 	case "", ArchGloro:
 		return newGloro(cfg)

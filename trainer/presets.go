@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// presets are the paper's configurations by name (spec 1.3 and each
+// presets are the paper's configurations by name (the paper's Table 5 and each
 // architecture's section); every field can be overridden afterwards.
 var presets = map[string]func() Config{
 	"gloro-xs": func() Config { return gloroPreset(6, 128) },
@@ -59,7 +59,7 @@ func Presets() []string {
 	return names
 }
 
-// linfDistPreset is l_inf-dist Net as the paper reran it (spec 2.5, Config
+// linfDistPreset is l_inf-dist Net as the paper reran it (the authors' configs, Config
 // A): depth 6, width 5120, identity init 10, no scalar, the hinge loss (mix
 // 0.25) at eps_train 40/255, p from 8 to 1000 between 1/8 and 15/16 of the
 // run (epochs 100 and 750 of 800; the 1600-epoch breakpoints scaled), batch
@@ -73,7 +73,7 @@ func linfDistPreset(epochs int64) Config {
 			PRampStart: 100.0 / 800, PRampEnd: 750.0 / 800, Identity: 10}}
 }
 
-// sortNetPreset is SortNet (spec 3.3-3.4) with keep-probability q (1: "w/o
+// sortNetPreset is SortNet (the authors' SortMLPModel and commands) with keep-probability q (1: "w/o
 // dropout"): depth 6, width 5120, no identity init, the scalar, the mixture
 // loss (lambda 0.2 to 0.002) at eps_train 0.09411, p from 8 to 1000 between
 // 1/15 and 59/60 of the run (epochs 200 and 2950 of 3000; 6000 scaled),
@@ -122,4 +122,48 @@ func sortNetHingePreset() Config {
 // least one) here.
 func (c *Config) ScaleWarmup() {
 	c.WarmupEpochs = min(c.WarmupEpochs, max(c.Epochs/40, 1))
+}
+
+// Overrides are the changes a user makes to a preset; zero fields keep
+// the preset's value.
+type Overrides struct {
+	Depth, Width, Batch int
+	Epochs              int64
+	LR                  float64
+	Schedule            string
+	EpsTrain            float64 // l_inf models' training radius
+	Seed                uint64
+	CheckpointEvery     int64
+}
+
+// Configure returns the preset name with o applied, and its warm-up
+// scaled to the run's length ([Config.ScaleWarmup]).
+func Configure(name string, o Overrides) (Config, error) {
+	cfg, err := Preset(name)
+	if err != nil {
+		return Config{}, err
+	}
+	for _, f := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.Depth, o.Depth}, {&cfg.Width, o.Width}, {&cfg.Batch, o.Batch}} {
+		if f.v > 0 {
+			*f.dst = f.v
+		}
+	}
+	if o.Epochs > 0 {
+		cfg.Epochs = o.Epochs
+	}
+	if o.LR > 0 {
+		cfg.LR = o.LR
+	}
+	if o.EpsTrain > 0 && cfg.Dist != nil {
+		cfg.Dist.EpsTrain = o.EpsTrain
+	}
+	if o.Schedule != "" {
+		cfg.Schedule = o.Schedule
+	}
+	cfg.Seed, cfg.CheckpointEvery = o.Seed, o.CheckpointEvery
+	cfg.ScaleWarmup()
+	return cfg, nil
 }

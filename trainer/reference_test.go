@@ -65,7 +65,7 @@ func TestLiResNetReproducesTheAuthors(t *testing.T) {
 
 	dLogits := make([]float32, n*10)
 	dHat := make([]float32, 10*models.Features)
-	loss, dK := EMMA(logits, labels, hat, 10, models.Features, k, eps, dLogits, dHat)
+	loss, dK := emma(logits, labels, hat, 10, models.Features, k, eps, dLogits, dHat)
 	relClose(t, "emma_loss", []float64{loss}, ref["emma_loss"].Data, 1e-4)
 
 	nn.ZeroGrads(m.Params())

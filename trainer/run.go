@@ -48,10 +48,10 @@ func (o RunOptions) logf(format string, args ...any) {
 	}
 }
 
-// Selection is the accuracy that chooses best.safetensors: certified
+// selection is the accuracy that chooses best.safetensors: certified
 // accuracy on the validation images when the run has them, else on the
 // test images; ok is false when the epoch measured neither.
-func Selection(e rundir.Epoch) (acc float64, ok bool) {
+func selection(e rundir.Epoch) (acc float64, ok bool) {
 	switch {
 	case e.ValCertified != nil:
 		return *e.ValCertified, true
@@ -147,14 +147,14 @@ func Run(ctx context.Context, cfg Config, open OpenBatches, opts RunOptions) (*T
 		if !epochEnd {
 			continue
 		}
-		e := rundir.Epoch{Epoch: tr.Step/cfg.StepsPerEpoch - 1, Step: tr.Step, TrainLoss: lossSum / float64(cfg.StepsPerEpoch),
+		e := rundir.Epoch{Version: rundir.MetricsVersion, Epoch: tr.Step/cfg.StepsPerEpoch - 1, Step: tr.Step, TrainLoss: lossSum / float64(cfg.StepsPerEpoch),
 			ImagesPerS: float64(images) / time.Since(start).Seconds(), LR: r.LR, Model: r.Values}
 		if opts.Eval != nil {
 			if err := opts.Eval.Evaluate(ctx, tr, &e); err != nil {
 				return tr, fmt.Errorf("epoch %d: %w", e.Epoch, err)
 			}
 		}
-		if acc, ok := Selection(e); ok && acc > tr.Best {
+		if acc, ok := selection(e); ok && acc > tr.Best {
 			tr.Best = acc
 			if err := tr.Save(ctx, store, rundir.BestCheckpoint, st); err != nil {
 				return tr, err

@@ -14,6 +14,7 @@ import (
 
 	"certmix/shards"
 	"certmix/trainer/checkpoint"
+	"certmix/trainer/models"
 	"certmix/trainer/nn"
 	"certmix/trainer/optim"
 )
@@ -57,10 +58,34 @@ type Config struct {
 	Augment                         AugmentConfig
 	Dist                            *DistConfig `json:"dist,omitempty"` // l_inf-dist Net and SortNet
 	LOT                             *LOTConfig  `json:"lot,omitempty"`  // LOT's own settings (lot.go)
+	// ImageSize is the side of the dataset's square images, taken from the
+	// dataset (0: 32, CIFAR's). The l_inf models take images of this size;
+	// LiResNet and LipConvnet need 32x32 and get smaller images zero-padded
+	// at the centre (see InputSide).
+	ImageSize int `json:"image_size,omitempty"`
+}
+
+// InputSide is the side of the square images the model computes on: the
+// dataset's ImageSize for the l_inf models (whose first layer sees every
+// pixel), 32 for LiResNet and LipConvnet (whose stride-2 stages and 4x4 neck
+// end at a fixed size), to which smaller images are padded.
+func (c Config) InputSide() int {
+	if (c.Arch == ArchLinfDist || c.Arch == ArchSortNet) && c.ImageSize > 0 {
+		return c.ImageSize
+	}
+	return models.InputSide
+}
+
+// checkImageSize refuses an image size that the architecture cannot take.
+func (c Config) checkImageSize() error {
+	if c.ImageSize < 0 || c.ImageSize > c.InputSide() {
+		return fmt.Errorf("%s: images of %dx%d, the model takes at most %dx%d", c.Arch, c.ImageSize, c.ImageSize, c.InputSide(), c.InputSide())
+	}
+	return nil
 }
 
 // AugmentConfig is the architecture's training augmentation: a random crop
-// of the padded image and a horizontal flip (spec 6.4).
+// of the padded image and a horizontal flip (the authors' data loaders).
 type AugmentConfig struct {
 	Pad  int  // padding before the crop
 	Edge bool // pad by repeating the edge (l_inf-dist Net, SortNet), else with zeros
@@ -79,7 +104,7 @@ type Trainer struct {
 
 // New builds a freshly initialised model from cfg.Seed.
 func New(cfg Config) (*Trainer, error) {
-	m, err := NewModel(cfg)
+	m, err := newModel(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +131,7 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	if n > c.Batch || n == 0 {
 		return StepResult{}, fmt.Errorf("batch of %d images, the model was sized for at most %d", n, c.Batch)
 	}
-	if err := ToInput(t.x, b.Images, n, b.Height, b.Width, b.Channels, c.Channels); err != nil {
+	if err := c.ToInput(t.x, b.Images, n, b.Height, b.Width, b.Channels); err != nil {
 		return StepResult{}, err
 	}
 	for i, l := range b.Labels {
@@ -135,22 +160,35 @@ func (t *Trainer) TrainStep(b Batch) (StepResult, error) {
 	return r, nil
 }
 
-// ToInput converts uint8 NHWC images to the model's float32 NCHW input in
-// [0,1], zero-padding images smaller than 32x32 (Fashion-MNIST's 28x28)
-// at the centre.
-func ToInput(dst []float32, images []byte, n, h, w, c, channels int) error {
-	if c != channels || h > 32 || w > 32 {
-		return fmt.Errorf("images of %dx%dx%d for a model of %d channels at 32x32", h, w, c, channels)
+// toInput converts uint8 NHWC images to the model's float32 NCHW input in
+// [0,1] for a model of channels channels on 32x32 inputs (LiResNet's and
+// LipConvnet's), zero-padding smaller images at the centre. It is
+// Config.toInput for the default configuration.
+func toInput(dst []float32, images []byte, n, h, w, c, channels int) error {
+	return Config{Channels: channels}.ToInput(dst, images, n, h, w, c)
+}
+
+// toInput converts n uint8 NHWC images of h x w x c to the model's float32
+// NCHW input in [0,1], Channels x InputSide x InputSide each, zero-padding
+// smaller images at the centre (Fashion-MNIST's 28x28 for a 32x32 model).
+func (cfg Config) ToInput(dst []float32, images []byte, n, h, w, c int) error {
+	side := cfg.InputSide()
+	if c != cfg.Channels || h > side || w > side {
+		return fmt.Errorf("images of %dx%dx%d for a model of %d channels at %dx%d", h, w, c, cfg.Channels, side, side)
 	}
-	clear(dst[:n*c*1024])
-	oy, ox := (32-h)/2, (32-w)/2
+	plane := side * side
+	if len(dst) < n*c*plane || len(images) < n*h*w*c {
+		return fmt.Errorf("%d images of %dx%dx%d: %d bytes in, room for %d values out", n, h, w, c, len(images), len(dst))
+	}
+	clear(dst[:n*c*plane])
+	oy, ox := (side-h)/2, (side-w)/2
 	for i := range n {
 		img := images[i*h*w*c : (i+1)*h*w*c]
-		out := dst[i*c*1024 : (i+1)*c*1024]
+		out := dst[i*c*plane : (i+1)*c*plane]
 		for y := range h {
 			for x := range w {
 				for ch := range c {
-					out[ch*1024+(y+oy)*32+x+ox] = float32(img[(y*w+x)*c+ch]) / 255
+					out[ch*plane+(y+oy)*side+x+ox] = float32(img[(y*w+x)*c+ch]) / 255
 				}
 			}
 		}

@@ -137,7 +137,7 @@ func TestCertificatesSurviveAttacks(t *testing.T) {
 	run(t, tr, &toyBatches{n: 16}, 80)
 	test := toyBatch(10_000, 16, 7)
 	x := make([]float32, 16*1024)
-	ToInput(x, test.Images, 16, 32, 32, 1, 1)
+	toInput(x, test.Images, 16, 32, 32, 1, 1)
 	labels := make([]int, 16)
 	for i, l := range test.Labels {
 		labels[i] = int(l)
@@ -163,7 +163,7 @@ func TestCertificatesSurviveAttacks(t *testing.T) {
 	if len(broken) > 0 {
 		t.Fatalf("PGD broke the certificates of images %v", broken)
 	}
-	g, err := certifier.NewGloRo(k, tr.Model.(*Gloro).Net.HeadRows(), 2)
+	g, err := certifier.NewGloRo(k, tr.Model.(*GloroModel).Net.HeadRows(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestEvaluationDoesNotChangeTraining(t *testing.T) {
 	got := run(t, evaluated, data, 10)
 	test := toyBatch(5000, 16, 9)
 	x := make([]float32, 16*1024)
-	ToInput(x, test.Images, 16, 32, 32, 1, 1)
+	toInput(x, test.Images, 16, 32, 32, 1, 1)
 	if _, err := evaluated.Model.Certify(x, make([]int, 16), 0.1); err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,9 @@ type Validation struct {
 
 // HoldOut chooses n rows of the real training set d (given as url) by
 // sampler.Holdout with seed, which depends on the dataset and seed alone,
-// and reads them as inputs of a model of the given channels. Only the
+// and reads them as inputs of a model of cfg. Only the
 // record batches that hold a chosen row are read.
-func HoldOut(ctx context.Context, d *shards.Dataset, url string, n int, seed uint64, channels int) (*Validation, error) {
+func HoldOut(ctx context.Context, d *shards.Dataset, url string, n int, seed uint64, cfg Config) (*Validation, error) {
 	m := d.Manifest
 	rows, err := sampler.Holdout(m, n, seed)
 	if err != nil {
@@ -61,8 +61,9 @@ func HoldOut(ctx context.Context, d *shards.Dataset, url string, n int, seed uin
 			start = end
 		}
 	}
-	v.X = make([]float32, n*channels*1024)
-	if err := ToInput(v.X, images, n, m.Height, m.Width, m.Channels, channels); err != nil {
+	side := cfg.InputSide()
+	v.X = make([]float32, n*cfg.Channels*side*side)
+	if err := cfg.ToInput(v.X, images, n, m.Height, m.Width, m.Channels); err != nil {
 		return nil, fmt.Errorf("%s: %w", d, err)
 	}
 	return v, nil

@@ -18,7 +18,8 @@ func TestHoldOut(t *testing.T) {
 	ctx := context.Background()
 	shape := shards.Shape{Height: 28, Width: 28, Channels: 1, Classes: 10}
 	d := testsets.Local(t, 200, shape, 64, 16, 0) // ids are row indices
-	v, err := HoldOut(ctx, d, "real-url", 20, 5, 1)
+	valCfg := Config{Channels: 1, ImageSize: 28} // GloroNet: padded to 32x32
+	v, err := HoldOut(ctx, d, "real-url", 20, 5, valCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,18 +32,18 @@ func TestHoldOut(t *testing.T) {
 		if v.Labels[i] != int(id%10) {
 			t.Errorf("row %d: label %d, want %d", id, v.Labels[i], id%10)
 		}
-		if err := ToInput(want, testsets.Pixels(id, shape.ImageBytes()), 1, 28, 28, 1, 1); err != nil {
+		if err := toInput(want, testsets.Pixels(id, shape.ImageBytes()), 1, 28, 28, 1, 1); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(v.X[i*1024:(i+1)*1024], want) {
 			t.Errorf("row %d: the input is not the image's", id)
 		}
 	}
-	again, _ := HoldOut(ctx, d, "elsewhere", 20, 5, 1)
+	again, _ := HoldOut(ctx, d, "elsewhere", 20, 5, valCfg)
 	if !again.Record.Same(rec) {
 		t.Errorf("the same dataset and seed held out %v, then %v", rec.Rows, again.Record.Rows)
 	}
-	if other, _ := HoldOut(ctx, d, "real-url", 20, 6, 1); other.Record.Same(rec) {
+	if other, _ := HoldOut(ctx, d, "real-url", 20, 6, valCfg); other.Record.Same(rec) {
 		t.Error("another seed held out the same rows")
 	}
 
@@ -60,7 +61,7 @@ func TestHoldOut(t *testing.T) {
 	if err != nil || e.ValClean == nil || e.ValCertified == nil || *e.ValClean != clean || *e.ValCertified != cert {
 		t.Fatalf("epoch %+v, split %v %v (%v)", e, clean, cert, err)
 	}
-	if sel, ok := Selection(e); !ok || sel != cert {
+	if sel, ok := selection(e); !ok || sel != cert {
 		t.Errorf("selection %v, want the split's certified accuracy %v", sel, cert)
 	}
 }

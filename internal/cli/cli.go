@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -84,4 +85,23 @@ func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 	}
 	return pos, nil
+}
+
+// ParseFlags parses the flags of a command that takes no positional
+// arguments and refuses any that are left: the flag package stops at the
+// first argument that is not a flag, so without this check everything after
+// a stray word ("--out o x --eps 0.1") would be silently ignored.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return nil
+	}
+	rest := fs.Args()
+	msg := fmt.Sprintf("unexpected argument %q: this command takes only flags", rest[0])
+	if len(rest) > 1 {
+		msg += fmt.Sprintf("; flags after it were not read: %s", strings.Join(rest[1:], " "))
+	}
+	return errors.New(msg)
 }

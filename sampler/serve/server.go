@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"certmix/sampler"
 	"certmix/shards"
@@ -40,7 +41,6 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
 }
 
 // New returns a server of cfg's batches; cfg.Rank is ignored (each client
@@ -73,6 +73,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.mu.Unlock()
 	}()
 	var err error
+	var clients errgroup.Group // a client's failure is its own (logged, sent to it): no shared error
 	for {
 		conn, aerr := l.Accept()
 		if aerr != nil {
@@ -85,17 +86,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.mu.Lock()
 		s.conns[conn] = struct{}{}
 		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		clients.Go(func() error {
 			s.handle(ctx, conn)
 			s.mu.Lock()
 			delete(s.conns, conn)
 			s.mu.Unlock()
 			conn.Close()
-		}()
+			return nil
+		})
 	}
-	s.wg.Wait()
+	clients.Wait()
 	return err
 }
 

@@ -25,7 +25,7 @@ func runCertify(ctx context.Context, args []string) error {
 	eps := fs.Float64("eps", 0, "radius (pixel units, in the model's norm) at which certified accuracy is reported (default: the model's, e.g. 36/255 for l2 models)")
 	trainURL := fs.String("train", "", "the real training set: its clean accuracy gives the generalization gap (and SortNet recalibrates its running means on it)")
 	recal := fs.Int("recalibrate", 10000, "training images for SortNet's running-mean pass before certifying")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *ckpt == "" || *testURL == "" || *out == "" {

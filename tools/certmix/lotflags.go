@@ -7,7 +7,7 @@ import (
 	"certmix/trainer"
 )
 
-// lotFlags are LOT's own training settings on the command line (spec 4.3,
+// lotFlags are LOT's own training settings on the command line (the authors' lip_convnets.py,
 // 4.6), applied over a lot-* preset's.
 type lotFlags struct {
 	gamma         float64

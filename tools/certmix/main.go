@@ -32,3 +32,7 @@ func main() {
 func newFlags(_, synopsis, examples string) *flag.FlagSet {
 	return cli.Flags("certmix", synopsis, examples)
 }
+
+// parseFlags parses the flags of a command that takes no positional
+// arguments, refusing a stray one (and so the flags after it) by name.
+func parseFlags(fs *flag.FlagSet, args []string) error { return cli.ParseFlags(fs, args) }

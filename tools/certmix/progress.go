@@ -1,7 +1,9 @@
 package main
 
 import (
+	"certmix/trainer"
 	"fmt"
+	"log"
 	"os"
 	"time"
 
@@ -42,5 +44,28 @@ func (b *bar) finish() {
 	if b.pb != nil {
 		_ = b.pb.Finish()
 		fmt.Fprintln(os.Stderr)
+	}
+}
+
+// runOptions are a training run's options with a progress bar on a
+// terminal and log lines that make room for it.
+func runOptions(dir string, resume bool, eval trainer.Evaluator) trainer.RunOptions {
+	var b *bar
+	return trainer.RunOptions{Dir: dir, Resume: resume, Eval: eval,
+		Progress: func(step, total int64, loss float64) {
+			if b == nil {
+				b = newBar(total, step-1)
+			}
+			b.step(step, loss)
+			if step == total {
+				b.finish()
+			}
+		},
+		Logf: func(format string, args ...any) {
+			if b != nil {
+				b.clear()
+			}
+			log.Printf(format, args...)
+		},
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"certmix/certifier"
+	"certmix/internal/cli"
 	"certmix/rundir"
 )
 
@@ -16,16 +16,16 @@ const tableExamples = `  certmix table "real only=runs/real/certify" "real + 70%
 // runTable prints the certify summaries of several runs as a Markdown table.
 func runTable(ctx context.Context, args []string) error {
 	fs := newFlags("table", "table NAME=DIR ...", tableExamples)
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		fs.Usage()
 		return errors.New("name at least one run as NAME=DIR (a directory written by certmix certify)")
 	}
-	var rows []string
-	var header string
-	for _, a := range fs.Args() {
+	var runs []rundir.Run
+	for _, a := range pos {
 		name, dir, ok := strings.Cut(a, "=")
 		if !ok {
 			return fmt.Errorf("%q: want NAME=DIR", a)
@@ -34,18 +34,8 @@ func runTable(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		cols := []string{"run", "clean"}
-		vals := []string{name, fmt.Sprintf("%.2f", 100*s.Clean)}
-		for i, e := range s.Radii {
-			cols = append(cols, "cert. "+certifier.RadiusLabel(e))
-			vals = append(vals, fmt.Sprintf("%.2f", 100*s.Certified[i]))
-		}
-		cols = append(cols, "gen. gap")
-		vals = append(vals, fmt.Sprintf("%.2f", 100*s.GeneralizationGap))
-		header = "| " + strings.Join(cols, " | ") + " |\n|" + strings.Repeat("---|", len(cols))
-		rows = append(rows, "| "+strings.Join(vals, " | ")+" |")
+		runs = append(runs, rundir.Run{Name: name, Summary: s})
 	}
-	fmt.Println(header)
-	fmt.Println(strings.Join(rows, "\n"))
+	fmt.Print(rundir.Table(runs))
 	return nil
 }

@@ -55,68 +55,43 @@ func runTrain(ctx context.Context, args []string) error {
 	fs.Uint64Var(&valSeed, "val-seed", 0, "seed of the validation split's choice: with the dataset alone it fixes the images, the same for every --seed")
 	fs.BoolVar(&resume, "resume", false, "continue from --out/last.safetensors")
 	lotOpts := newLOTFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if realURL == "" || out == "" || fs.NArg() > 0 {
+	if realURL == "" || out == "" {
 		fs.Usage()
 		return errors.New("--real and --out are required")
 	}
-	if fraction < 0 || fraction > 1 {
-		return fmt.Errorf("--fraction %v: want the share of generated images per batch, in [0, 1]", fraction)
+	if !(fraction >= 0 && fraction <= 1) {
+		return fmt.Errorf("--fraction %v outside [0,1]: it is the share of generated images in every batch", fraction)
 	}
-	cfg, err := trainer.Preset(preset)
+	cfg, err := trainer.Configure(preset, trainer.Overrides{Depth: depth, Width: width, Batch: batch, Epochs: epochs,
+		LR: lr, Schedule: schedule, EpsTrain: *epsTrain, Seed: seed, CheckpointEvery: every})
 	if err != nil {
 		return err
-	}
-	for _, o := range []struct {
-		dst *int
-		v   int
-	}{{&cfg.Depth, depth}, {&cfg.Width, width}, {&cfg.Batch, batch}} {
-		if o.v > 0 {
-			*o.dst = o.v
-		}
-	}
-	if epochs > 0 {
-		cfg.Epochs = epochs
-	}
-	if lr > 0 {
-		cfg.LR = lr
-	}
-	if *epsTrain > 0 && cfg.Dist != nil {
-		cfg.Dist.EpsTrain = *epsTrain
-	}
-	if schedule != "" {
-		cfg.Schedule = schedule
 	}
 	if err := lotOpts.apply(&cfg); err != nil {
 		return err
 	}
-	cfg.Seed = seed
-	cfg.CheckpointEvery = every
-	cfg.ScaleWarmup()
 
 	s3 := shards.S3ConfigFromEnv()
-	real, err := shards.Open(ctx, realURL, s3)
+	if genURL == "" {
+		fraction = 0 // real images only
+	}
+	sources, err := sampler.Mix{Real: realURL, Generated: genURL, Fraction: fraction, ReplacementGenerated: true}.Open(ctx, s3)
 	if err != nil {
-		return fmt.Errorf("--real: %w", err)
+		return err
 	}
-	sources := []sampler.Source{{Dataset: real, Fraction: 1}}
-	if genURL != "" && fraction > 0 {
-		gen, err := shards.Open(ctx, genURL, s3)
-		if err != nil {
-			return fmt.Errorf("--generated: %w", err)
-		}
-		sources[0].Fraction = 1 - fraction
-		sources = append(sources, sampler.Source{Dataset: gen, Fraction: fraction, Replacement: true})
+	real := sources[0].Dataset
+	if err := cfg.FitData(real.Manifest); err != nil {
+		return fmt.Errorf("--real %s: %w", real, err)
 	}
-	cfg.Classes, cfg.Channels = real.Manifest.Classes, real.Manifest.Channels
 	eval := trainer.DatasetEvaluator{Real: real, N: evalN}
 	if valN < 0 {
 		return fmt.Errorf("--val %d: want a number of images, 0 for none", valN)
 	}
 	if valN > 0 {
-		if eval.Val, err = holdOut(ctx, real, realURL, valN, valSeed, cfg.Channels, out, resume); err != nil {
+		if eval.Val, err = holdOut(ctx, real, realURL, valN, valSeed, cfg, out, resume); err != nil {
 			return err
 		}
 		sources[0].Exclude = eval.Val.Record.Rows
@@ -132,34 +107,14 @@ func runTrain(ctx context.Context, args []string) error {
 	} else {
 		log.Printf("training on %s (real images only)", real)
 	}
-	var b *bar
-	defer func() {
-		if b != nil {
-			b.finish()
-		}
-	}()
-	_, err = trainer.Run(ctx, cfg, trainer.OpenSampler(sources), trainer.RunOptions{
-		Dir: out, Resume: resume, Eval: eval,
-		Progress: func(step, total int64, loss float64) {
-			if b == nil {
-				b = newBar(total, step-1)
-			}
-			b.step(step, loss)
-		},
-		Logf: func(format string, args ...any) {
-			if b != nil {
-				b.clear()
-			}
-			log.Printf(format, args...)
-		},
-	})
+	_, err = trainer.Run(ctx, cfg, trainer.OpenSampler(sources), runOptions(out, resume, eval))
 	return err
 }
 
 // holdOut chooses the validation split and records it in out/val.json; a
 // resumed run must find the split it started with there.
-func holdOut(ctx context.Context, real *shards.Dataset, url string, n int, seed uint64, channels int, out string, resume bool) (*trainer.Validation, error) {
-	v, err := trainer.HoldOut(ctx, real, url, n, seed, channels)
+func holdOut(ctx context.Context, real *shards.Dataset, url string, n int, seed uint64, cfg trainer.Config, out string, resume bool) (*trainer.Validation, error) {
+	v, err := trainer.HoldOut(ctx, real, url, n, seed, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--val: %w", err)
 	}

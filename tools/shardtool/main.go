@@ -5,6 +5,7 @@
 //	shardtool inspect URL                                manifest summary
 //	shardtool verify  URL                                check every byte and row
 //	shardtool peek    URL --out grid.png                 look at a few images
+//	shardtool audit   --against TEST --out DIR URL...    near-copies of test images
 //
 // Run "shardtool COMMAND --help" for the flags of each command.
 package main
@@ -24,6 +25,7 @@ var commands = []cli.Command{
 	{Name: "verify", Summary: "check checksums, decode every row and check ids and counts", Run: runVerify},
 	{Name: "peek", Summary: "write a PNG grid of a few images with their labels", Run: runPeek},
 	{Name: "sample", Summary: "stream exact-ratio mixed batches and report their statistics and throughput", Run: runSample},
+	{Name: "audit", Summary: "find images of datasets that are near-copies of test images (flips, 1-pixel shifts)", Run: runAudit},
 	{Name: "serve", Summary: "stream mixed batches to training processes (PyTorch) over a socket, with Prometheus metrics", Run: runServe},
 }
 
@@ -38,3 +40,7 @@ func newFlags(_, synopsis, examples string) *flag.FlagSet {
 
 // parse parses interleaved flags and positional arguments.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) { return cli.Parse(fs, args) }
+
+// parseFlags parses the flags of a command that takes no positional
+// arguments, refusing a stray one (and so the flags after it) by name.
+func parseFlags(fs *flag.FlagSet, args []string) error { return cli.ParseFlags(fs, args) }

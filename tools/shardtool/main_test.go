@@ -135,6 +135,14 @@ func TestBadInputWritesNothing(t *testing.T) {
 	w.Write(npy("|u1", "(1, 2, 2, 3)", make([]byte, 12)))
 	zw.Close()
 	noLabel := write("nolabel.npz", zbuf.Bytes())
+	zbuf.Reset()
+	zw = zip.NewWriter(&zbuf)
+	w, _ = zw.Create("image.npy")
+	w.Write(npy("|u1", "(1, 3, 32, 32)", make([]byte, 3*32*32)))
+	w, _ = zw.Create("label.npy")
+	w.Write(npy("|u1", "(1,)", []byte{0}))
+	zw.Close()
+	nchw := write("nchw.npz", zbuf.Bytes())
 	existing := filepath.Join(dir, "existing")
 	ok(t, nil, "build", "--in", cifarGood, "--out", existing)
 
@@ -146,7 +154,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"cifar size", []string{"--in", cifarShort}, []string{cifarShort, "3073"}},
 		{"label range", []string{"--in", write("data_batch_2.bin", append(make([]byte, 3073), append([]byte{10}, make([]byte, 3072)...)...))}, []string{"data_batch_2.bin", "record 1", "10"}},
 		{"npz without label", []string{"--in", noLabel}, []string{noLabel, "label"}},
-		{"missing file", []string{"--in", filepath.Join(dir, "absent.npz")}, []string{"absent.npz"}},
+		{"missing file", []string{"--in", filepath.Join(dir, "absent.npz")}, []string{"absent.npz does not exist"}},
+		{"missing directory", []string{"--in", filepath.Join(dir, "nodir")}, []string{filepath.Join(dir, "nodir") + " does not exist"}},
+		{"npz in NCHW", []string{"--in", nchw}, []string{nchw, "image.npy", "32 channels", "looks like NCHW", "np.transpose(image, (0, 2, 3, 1))"}},
 		{"truncated gz", []string{"--in", write("train-images-idx3-ubyte.gz", truncatedGz(t)) + "," + filepath.Join(fmnist, "train-labels-idx1-ubyte.gz")}, []string{"train-images-idx3-ubyte.gz"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,7 +28,7 @@ type mixFlags struct {
 func addMixFlags(fs *flag.FlagSet, withRank bool) *mixFlags {
 	m := &mixFlags{}
 	fs.StringVar(&m.realURL, "real", "", "the real dataset: a directory, file://DIR or s3://BUCKET/PREFIX (required); its size sets the epoch")
-	fs.StringVar(&m.genURL, "generated", "", "the generated dataset (required when --fraction > 0)")
+	fs.StringVar(&m.genURL, "generated", "", "the generated dataset (required when --fraction > 0; not opened at --fraction 0)")
 	fs.Float64Var(&m.fraction, "fraction", 0.7, "share of generated images in every batch, 0..1: floor(batch*fraction) of them, exactly")
 	fs.IntVar(&m.batch, "batch", 512, "images per batch on each rank")
 	fs.Uint64Var(&m.seed, "seed", 0, "seed of every random choice: the same seed gives the same batches")
@@ -69,8 +69,8 @@ func (m *mixFlags) check() error {
 	return nil
 }
 
-// open opens the datasets (here rather than in the sampler, to say what
-// they are) and returns the sampler configuration; cmd prefixes warnings.
+// open opens the datasets (sampler.Mix) and returns the sampler
+// configuration and the datasets; cmd prefixes warnings.
 func (m *mixFlags) open(ctx context.Context, cmd string) (sampler.Config, []*shards.Dataset, error) {
 	s3 := m.s3()
 	cfg := sampler.Config{
@@ -79,26 +79,19 @@ func (m *mixFlags) open(ctx context.Context, cmd string) (sampler.Config, []*sha
 		Prefetch: m.prefetch, Workers: m.workers, CacheBytes: m.cacheMiB << 20,
 		S3: s3,
 	}
-	urls := []string{m.realURL}
-	if m.genURL != "" {
-		urls = append(urls, m.genURL)
+	mix := sampler.Mix{Real: m.realURL, Generated: m.genURL, Fraction: m.fraction,
+		ReplacementReal: m.replReal, ReplacementGenerated: m.replGen}
+	srcs, err := mix.Open(ctx, s3)
+	if err != nil {
+		return cfg, nil, err
 	}
-	fractions := []float64{1 - m.fraction, m.fraction}[:len(urls)] // fraction is 0 without --generated
-	replacement := []bool{m.replReal, m.replGen}
 	var sets []*shards.Dataset
-	for i, u := range urls {
-		d, err := shards.Open(ctx, u, s3)
-		if err != nil {
-			return cfg, nil, fmt.Errorf("--%s: %w", sourceNames[i], err)
+	for i, src := range srcs {
+		if k := src.Dataset.Manifest.Kind; k != sourceNames[i] {
+			fmt.Fprintf(os.Stderr, "shardtool %s: warning: --%s %s is a dataset of kind %q\n", cmd, sourceNames[i], src.Dataset, k)
 		}
-		if k := d.Manifest.Kind; k != sourceNames[i] {
-			fmt.Fprintf(os.Stderr, "shardtool %s: warning: --%s %s is a dataset of kind %q\n", cmd, sourceNames[i], d, k)
-		}
-		sets = append(sets, d)
-		cfg.Sources = append(cfg.Sources, sampler.Source{Dataset: d, Fraction: fractions[i], Replacement: replacement[i]})
+		sets = append(sets, src.Dataset)
 	}
-	if sets[0].Manifest.Rows < 1 {
-		return cfg, nil, fmt.Errorf("--real %s holds no image", sets[0])
-	}
+	cfg.Sources = srcs
 	return cfg, sets, nil
 }

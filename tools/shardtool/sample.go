@@ -56,15 +56,14 @@ func runSample(ctx context.Context, args []string) (err error) {
 	fs.StringVar(&pngOut, "png", "", fmt.Sprintf("write a PNG grid of the first batch (at most %d images), framed blue for real, orange for generated", maxSampleTiles))
 	fs.StringVar(&resume, "resume", "", "start from this state (JSON written by --save-state) instead of step 0")
 	fs.StringVar(&saveState, "save-state", "", "write the state after the last step to this file (JSON), to --resume from")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if mix.realURL == "" || len(pos) > 0 {
+	if mix.realURL == "" {
 		fs.Usage()
-		return fmt.Errorf("--real is required, and no positional arguments are taken")
+		return fmt.Errorf("--real is required")
 	}
 	if err := mix.check(); err != nil {
 		return err
@@ -142,8 +141,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 	for i := range total {
 		b, err := it.Next(ctx)
 		if err != nil {
-			p.finish()
-			err = fmt.Errorf("step %d: %w", first.Step+i, err)
+			p.finish() // the sampler's error names the step
 			if ctx.Err() != nil && saveState != "" {
 				if serr := writeState(saveState, it.State()); serr != nil {
 					return errors.Join(err, serr)

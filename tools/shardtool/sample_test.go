@@ -97,6 +97,7 @@ func TestSample(t *testing.T) {
 		}
 		other := filepath.Join(dir, "cifar")
 		ok(t, nil, "build", "--in", cifar, "--out", other)
+		damaged := damagedDataset(t, dir)
 		for _, tc := range []struct {
 			name string
 			args []string
@@ -110,9 +111,10 @@ func TestSample(t *testing.T) {
 			{"batch too small for the mix", append(mix, "--batch", "1"), []string{"batch of 1", "no image of source 1"}},
 			{"rank outside the world", append(mix, "--rank", "2", "--world-size", "2"), []string{"--rank 2 outside 0..1"}},
 			{"other image shape", []string{"sample", "--real", real, "--generated", other}, []string{other, "32x32x3", "28x28x1", "must agree"}},
-			{"missing dataset", []string{"sample", "--real", real, "--generated", filepath.Join(dir, "absent")}, []string{"--generated", "absent", "not a dataset"}},
+			{"missing dataset", []string{"sample", "--real", real, "--generated", filepath.Join(dir, "absent")}, []string{"generated dataset", "absent", "not a dataset"}},
 			{"resume with another seed", append(mix, "--resume", state, "--seed", "3"), []string{"resume from " + state, "does not match", "seed 3"}},
 			{"resume from a manifest", append(mix, "--resume", filepath.Join(real, "manifest.json")), []string{"manifest.json is not a sampler state"}},
+			{"damaged batch", []string{"sample", "--real", damaged, "--fraction", "0", "--batch", "4", "--steps", "1"}, []string{"step 0: checksum failed twice", "xxh64", "checksum mismatch"}},
 			{"grid in a missing directory", append(mix, "--png", filepath.Join(dir, "nodir", "g.png")), []string{"--png", "nodir"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +126,9 @@ func TestSample(t *testing.T) {
 					if !strings.Contains(r.stderr, w) {
 						t.Errorf("error lacks %q: %s", w, r.stderr)
 					}
+				}
+				if strings.Count(r.stderr, "step 0:") > 1 {
+					t.Errorf("the step is named twice: %s", r.stderr)
 				}
 				if strings.Contains(r.stdout, "done ") {
 					t.Errorf("sampled despite the error:\n%s", r.stdout)
@@ -173,4 +178,32 @@ func line(out, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// damagedDataset builds a dataset of 8 uncompressed CIFAR-10 records in dir
+// and flips a byte in the middle of its shard, inside a record batch.
+func damagedDataset(t *testing.T, dir string) string {
+	t.Helper()
+	in := filepath.Join(dir, "damaged-src", "test_batch.bin")
+	if err := os.MkdirAll(filepath.Dir(in), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, make([]byte, 8*3073), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "damaged")
+	ok(t, nil, "build", "--in", in, "--codec", "none", "--out", out)
+	shards, _ := filepath.Glob(filepath.Join(out, "*.arrow"))
+	if len(shards) != 1 {
+		t.Fatalf("want one shard in %s, got %v", out, shards)
+	}
+	data, err := os.ReadFile(shards[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(shards[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -35,13 +35,12 @@ func runServe(ctx context.Context, args []string) error {
 	float := fs.Bool("float", false, "send float32 NCHW normalised with --mean and --std instead of uint8 NHWC")
 	mean := fs.String("mean", "", "per-channel means for --float, comma-separated (default 0)")
 	std := fs.String("std", "", "per-channel standard deviations for --float, comma-separated (default 1)")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if mix.realURL == "" || len(pos) > 0 {
+	if mix.realURL == "" {
 		fs.Usage()
-		return errors.New("--real is required, and no positional arguments are taken")
+		return errors.New("--real is required")
 	}
 	if err := mix.check(); err != nil {
 		return err

@@ -9,13 +9,13 @@ import (
 	"certmix/trainer/nn"
 )
 
-// DistNetConfig sizes an l_inf-dist Net (the authors' MLPModel, spec 2.2)
-// or a SortNet (SortMLPModel, spec 3.3).
+// DistNetConfig sizes an l_inf-dist Net (the authors' MLPModel, the authors' MLPModel)
+// or a SortNet (SortMLPModel, the authors' SortMLPModel).
 type DistNetConfig struct {
 	Depth, Width, Classes, Channels int
 	MaxBatch                        int
-	// Inputs is the number of values of one input, Channels planes (0:
-	// Channels x 32 x 32, the trainer's images).
+	// Inputs is the number of values of one input, Channels planes of the
+	// dataset's image size (e.g. 3 x 8 x 8 = 192); required.
 	Inputs int
 	// Identity is the identity init value (10 for l_inf-dist Net, 0 for
 	// none: SortNet).
@@ -62,12 +62,9 @@ var ErrDistNet = errors.New("dist net configuration")
 // NewDistNet builds the network with weights from rng (N(0,1), identity
 // init on the hidden layers where In <= Out).
 func NewDistNet(c DistNetConfig, rng *rand.Rand) (*DistNet, error) {
-	if c.Inputs == 0 {
-		c.Inputs = c.Channels * 1024
-	}
-	if c.Depth < 2 || c.Width < 1 || c.Inputs%c.Channels != 0 || c.Classes < 2 || c.Channels < 1 || c.MaxBatch < 1 || len(c.Mean) != c.Channels || !(c.Std > 0) {
-		return nil, fmt.Errorf("depth %d, width %d, %d classes, %d channels, batch %d, mean %v, std %v: %w",
-			c.Depth, c.Width, c.Classes, c.Channels, c.MaxBatch, c.Mean, c.Std, ErrDistNet)
+	if c.Inputs < 1 || c.Depth < 2 || c.Width < 1 || c.Inputs%c.Channels != 0 || c.Classes < 2 || c.Channels < 1 || c.MaxBatch < 1 || len(c.Mean) != c.Channels || !(c.Std > 0) {
+		return nil, fmt.Errorf("depth %d, width %d, %d classes, %d channels, %d inputs, batch %d, mean %v, std %v: %w",
+			c.Depth, c.Width, c.Classes, c.Channels, c.Inputs, c.MaxBatch, c.Mean, c.Std, ErrDistNet)
 	}
 	if c.KeepProb == 0 {
 		c.KeepProb = 1
@@ -297,8 +294,8 @@ func (m *DistNet) Bounds(lo, hi []float32, n int) (gLo, gHi []float32) {
 	return gLo, gHi
 }
 
-// Recalibrate recomputes the running means as SortNet does before testing
-// (spec 3.5): n images in batches of MaxBatch through the evaluation units,
+// recalibrate recomputes the running means as SortNet does before testing
+// (the authors' update_bn): n images in batches of MaxBatch through the evaluation units,
 // each mean shift using its batch's own mean, the running mean being the
 // average of the batch means (momentum 1/(k+1) for batch k).
 func (m *DistNet) Recalibrate(x []float32, n int) {

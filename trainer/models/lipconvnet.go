@@ -8,21 +8,23 @@ import (
 	"certmix/trainer/nn"
 )
 
-// LipConvnet is LOT's LipConvnet-(5·b) for 32×32 images (spec 4.3): the
+// LipConvnet is LOT's LipConvnet-(5·b) for 32×32 images (the authors' lip_convnets.py): the
 // input normalised by (x − mean_c)/std, five stages of b blocks (a LOT
 // convolution and MaxMin), and a last layer. In stage s (planes P = Width·2^s)
 // the first b − 1 blocks are 3×3 LOT convolutions at stride 1 (in → P, then
 // P → P) and the last is a stride-2 LOT convolution (space-to-depth, 4P → 2P;
 // 1×1 in stage 5), so the stages end at 2·Width@16², …, 32·Width@1². With
 // Residual (LOT's LipResNet, the authors' README command) the b − 2 middle
-// blocks of a stage are applied as x ← ½x + ½·block(x); for b ≤ 2 there are
-// none. The last layer maps the 32·Width features to the classes: a 1×1 LOT
+// blocks of a stage are applied as x ← λx + (1 − λ)·block(x), λ =
+// sigmoid(res_lamda_logit) of the stage (½ unless SetResidualLogits says
+// otherwise); for b ≤ 2 there are none. These blocks keep size and
+// channels, so the skip path is the identity. The last layer maps the 32·Width features to the classes: a 1×1 LOT
 // layer (row-orthonormal), or with LLN a linear layer whose rows are
 // normalised on every use.
 //
 // Every LOT layer is at most 1-Lipschitz (proved per layer by
-// nn.LOT.LipschitzBound), MaxMin is 1-Lipschitz and a residual average
-// ½(1 + σ), so the network is LipschitzBound()-Lipschitz in pixel space, about
+// nn.LOT.LipschitzBound), MaxMin is 1-Lipschitz and a residual mix
+// λ + (1 − λ)σ, so the network is LipschitzBound()-Lipschitz in pixel space, about
 // 1/std.
 type LipConvnet struct {
 	Blocks, Width, Classes, Channels int // b, init channels
@@ -33,9 +35,11 @@ type LipConvnet struct {
 	maxBatch                         int
 
 	Layers []*LipBlock
-	Last   *nn.LOT   // without LLN
-	Head   *nn.Param // with LLN: Classes × Features, normalised row-wise on every use
-	HBias  *nn.Param
+	// ResLogits is each stage's res_lamda_logit (LipResNet; 0: λ = ½).
+	ResLogits [5]float32
+	Last      *nn.LOT   // without LLN
+	Head      *nn.Param // with LLN: Classes × Features, normalised row-wise on every use
+	HBias     *nn.Param
 
 	headHat, headNorm []float32
 	dHead             []float32 // ∂L/∂ŵ
@@ -45,12 +49,15 @@ type LipConvnet struct {
 	lastTrain         bool
 }
 
-// LipBlock is one LOT convolution followed by MaxMin, optionally averaged
-// with its input (LOT's residual hidden blocks).
+// LipBlock is one LOT convolution followed by MaxMin, optionally mixed
+// with its input (LOT's residual hidden blocks): out = λ·in + (1 − λ)·act.
 type LipBlock struct {
 	Conv     *nn.LOT
 	Act      *nn.MinMax
 	Residual bool
+	Stage    int       // 0..4
+	Lambda   float32   // λ, the weight of the input (Residual only)
+	Keep     float32   // 1 − λ as the forward pass uses it, the weight of the block
 	pre, act []float32 // the convolution's output and the activation's
 	out      []float32 // the block's output (act itself unless Residual)
 }
@@ -69,9 +76,11 @@ func NewLipConvnet(blocks, width, classes, channels int, residual, lln bool, mea
 	for _, v := range mean {
 		m.Mean = append(m.Mean, float32(v))
 	}
-	in, planes, size := channels, width, 32
+	in, planes, size := channels, width, InputSide
+	stage := 0
 	add := func(name string, inC, cout, k, stride int, res bool) {
-		l := &LipBlock{Conv: nn.NewLOT(name, inC, cout, k, stride, size, maxBatch, iters, rng), Residual: res}
+		l := &LipBlock{Conv: nn.NewLOT(name, inC, cout, k, stride, size, maxBatch, iters, rng), Residual: res,
+			Lambda: 0.5, Keep: 0.5}
 		p := l.Conv.N * l.Conv.N
 		l.Act = nn.NewMinMax(cout, p)
 		l.pre, l.act = make([]float32, maxBatch*cout*p), make([]float32, maxBatch*cout*p)
@@ -79,9 +88,11 @@ func NewLipConvnet(blocks, width, classes, channels int, residual, lln bool, mea
 		if res {
 			l.out = make([]float32, maxBatch*cout*p)
 		}
+		l.Stage = stage
 		m.Layers = append(m.Layers, l)
 	}
 	for s := range 5 {
+		stage = s
 		k := 3
 		if s == 4 {
 			k = 1
@@ -118,9 +129,9 @@ func NewLipConvnet(blocks, width, classes, channels int, residual, lln bool, mea
 	} else {
 		m.Last = nn.NewLOT("last_layer", in, classes, 1, 1, 1, maxBatch, iters, rng)
 	}
-	m.x0 = make([]float32, maxBatch*channels*1024)
+	m.x0 = make([]float32, maxBatch*channels*inputPlane)
 	m.logits = make([]float32, maxBatch*classes)
-	biggest := channels * 1024
+	biggest := channels * inputPlane
 	for _, l := range m.Layers {
 		biggest = max(biggest, l.Conv.OutLen(), l.Conv.InLen())
 	}
@@ -128,6 +139,23 @@ func NewLipConvnet(blocks, width, classes, channels int, residual, lln bool, mea
 		m.g[i] = make([]float32, maxBatch*biggest)
 	}
 	return m, nil
+}
+
+// SetResidualLogits sets each stage's res_lamda_logit, the mix of its
+// residual blocks: λ = sigmoid(logit), computed in float64 and rounded to
+// float32 as the forward pass uses it, and 1 − λ likewise.
+func (m *LipConvnet) SetResidualLogits(logits [5]float32) error {
+	for s, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("layer%d.res_lamda_logit is %v, want a finite value", s+1, v)
+		}
+	}
+	m.ResLogits = logits
+	for _, l := range m.Layers {
+		z := float64(logits[l.Stage])
+		l.Lambda, l.Keep = float32(1/(1+math.Exp(-z))), float32(1/(1+math.Exp(z)))
+	}
+	return nil
 }
 
 // Params lists every trainable tensor in order, named as the authors'
@@ -144,7 +172,7 @@ func (m *LipConvnet) Params() []*nn.Param {
 }
 
 // InputSize returns the values of one image: Channels × 32 × 32.
-func (m *LipConvnet) InputSize() int { return m.Channels * 1024 }
+func (m *LipConvnet) InputSize() int { return m.Channels * inputPlane }
 
 // HeadRows returns the normalised rows ŵ of the LLN last layer as of the last
 // Forward (nil without LLN).
@@ -164,7 +192,7 @@ func (m *LipConvnet) Forward(x []float32, n int, train bool) []float32 {
 	for c := range m.Channels {
 		mu := m.Mean[c]
 		for i := range n {
-			src, dst := x[(i*m.Channels+c)*1024:][:1024], m.x0[(i*m.Channels+c)*1024:][:1024]
+			src, dst := x[(i*m.Channels+c)*inputPlane:][:inputPlane], m.x0[(i*m.Channels+c)*inputPlane:][:inputPlane]
 			for j, v := range src {
 				dst[j] = (v - mu) * inv
 			}
@@ -176,8 +204,9 @@ func (m *LipConvnet) Forward(x []float32, n int, train bool) []float32 {
 		size := n * l.Conv.OutLen()
 		l.Act.Forward(l.act, l.pre[:size], n)
 		if l.Residual {
+			lam, keep := l.Lambda, l.Keep
 			for i, v := range l.act[:size] {
-				l.out[i] = 0.5*in[i] + 0.5*v
+				l.out[i] = lam*in[i] + keep*v
 			}
 		}
 		in = l.out
@@ -249,12 +278,12 @@ func (m *LipConvnet) Backward(dLogits, dHat []float32, n int, dx []float32) {
 		out := n * l.Conv.OutLen()
 		dOut := m.g[cur][:out]
 		dPre, dIn := m.g[spare[0]][:out], m.g[spare[1]][:n*l.Conv.InLen()]
-		if l.Residual {
-			for j := range dOut {
-				dOut[j] *= 0.5
+		l.Act.Backward(dPre, dOut, l.pre, n)
+		if l.Residual { // MaxMin's backward is linear: scale after it, keeping dOut for the skip path
+			for j := range dPre {
+				dPre[j] *= l.Keep
 			}
 		}
-		l.Act.Backward(dPre, dOut, l.pre, n)
 		if i == 0 {
 			if dx == nil {
 				l.Conv.Backward(nil, dPre, n)
@@ -265,7 +294,7 @@ func (m *LipConvnet) Backward(dLogits, dHat []float32, n int, dx []float32) {
 		l.Conv.Backward(dIn, dPre, n)
 		if l.Residual {
 			for j, v := range dOut {
-				dIn[j] += v // the ½x path (dOut already halved)
+				dIn[j] += l.Lambda * v // the λx path
 			}
 		}
 		if i > 0 {
@@ -304,13 +333,16 @@ func (m *LipConvnet) InputGradient(dx, x, dlogits []float32, n int) error {
 // units, for the weights as they are: of the backbone (normalisation and
 // every block, up to the last layer's input) and, without LLN, of the last
 // layer. Each LOT layer's bound comes from nn.LOT.LipschitzBound; a residual
-// block contributes ½(1 + σ).
+// block λx + (1 − λ)f(x) contributes ‖λx + (1 − λ)f(x) − λy − (1 − λ)f(y)‖ ≤
+// (λ + (1 − λ)σ)‖x − y‖ with the float32 λ and 1 − λ the forward pass
+// multiplies by (both in (0, 1]; f = MaxMin after the convolution is
+// σ-Lipschitz), rounded up.
 func (m *LipConvnet) LipschitzBound() (backbone, last float64) {
 	backbone = 1 / float64(m.Std)
 	for _, l := range m.Layers {
 		s := l.Conv.LipschitzBound()
 		if l.Residual {
-			s = 0.5 * (1 + s)
+			s = math.Nextafter(float64(l.Lambda)+float64(l.Keep)*s, math.Inf(1))
 		}
 		backbone *= s
 	}

@@ -12,7 +12,7 @@ import (
 func cifarMean() []float64 { return []float64{0.4914, 0.4822, 0.4465} }
 
 // TestLipConvnetLayout: LOT-S (b = 2, 32 init channels) has exactly the
-// convolutions of spec 4.3 (channels after space-to-depth → out @ size), and
+// convolutions of the authors' lip_convnets.py (channels after space-to-depth → out @ size), and
 // the residual LOT-M names its hidden blocks as the authors' LipResNet does.
 func TestLipConvnetLayout(t *testing.T) {
 	m, err := NewLipConvnet(2, 32, 10, 3, true, false, cifarMean(), 0.2507, 10, 1, rand.New(rand.NewPCG(1, 2)))
@@ -69,11 +69,13 @@ var tinyNets = []struct {
 	name          string
 	blocks, width int
 	residual, lln bool
+	mix           bool // res_lamda_logit away from 0 (λ ≠ ½), a different one per stage
 }{
-	{"b1", 1, 2, false, false},
-	{"b3_residual", 3, 2, true, false},
-	{"b3_plain_lln", 3, 2, false, true},
-	{"b2_lln", 2, 2, true, true},
+	{"b1", 1, 2, false, false, false},
+	{"b3_residual", 3, 2, true, false, false},
+	{"b3_plain_lln", 3, 2, false, true, false},
+	{"b2_lln", 2, 2, true, true, false},
+	{"b3_residual_mix", 3, 2, true, false, true},
 }
 
 func newTiny(t *testing.T, i, n int) *LipConvnet {
@@ -81,6 +83,11 @@ func newTiny(t *testing.T, i, n int) *LipConvnet {
 	m, err := NewLipConvnet(c.blocks, c.width, 3, 2, c.residual, c.lln, []float64{0.45, 0.5}, 0.2507, 10, n, rand.New(rand.NewPCG(uint64(10+i), 1)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.mix {
+		if err := m.SetResidualLogits([5]float32{1.2, -0.8, 0.5, 2, -1.5}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Away from the identity init, so that the layers do something.
 	rng := rand.New(rand.NewPCG(uint64(20+i), 1))

@@ -10,7 +10,7 @@ import (
 	"certmix/trainer/nn"
 )
 
-// LiResNet is GloroNet's backbone (spec 5.1-5.2) for 32x32 images: stem conv
+// LiResNet is GloroNet's backbone (the hu23 snapshot's models) for 32x32 images: stem conv
 // 5x5 stride 2 and MinMax; D LinearRes blocks (one 3x3 conv with kernel
 // I + A*V/sqrt(D)) each followed by MinMax; neck conv 4x4 stride 4, MinMax,
 // Linear to 512, MinMax; and a head whose rows are normalised to unit norm
@@ -67,6 +67,14 @@ type LinearRes struct {
 // Features is the width of the layer before the head.
 const Features = 512
 
+// InputSide is the side of the square images LiResNet and LipConvnet take:
+// their stride-2 stages (and LiResNet's 4x4 stride-4 neck) end at a fixed
+// size, so smaller images are padded to it (trainer.Config.ToInput).
+const InputSide = 32
+
+// inputPlane is the values of one channel of an input image.
+const inputPlane = InputSide * InputSide
+
 // NewLiResNet builds L{depth}W{width} for classes classes and inputs of
 // channels x 32 x 32, with weights drawn from rng, for batches up to maxBatch.
 func NewLiResNet(depth, width, classes, channels, maxBatch int, rng *rand.Rand) (*LiResNet, error) {
@@ -74,7 +82,7 @@ func NewLiResNet(depth, width, classes, channels, maxBatch int, rng *rand.Rand) 
 		return nil, fmt.Errorf("LiResNet L%dW%d, %d classes, %d channels, batch %d: depth >= 1, even width >= 2, classes >= 2", depth, width, classes, channels, maxBatch)
 	}
 	m := &LiResNet{Depth: depth, Width: width, Classes: classes, Channels: channels, maxBatch: maxBatch}
-	m.Stem = nn.NewConv2d("stem.0", nn.ConvGeom{Cin: channels, Cout: width, K: 5, Stride: 2, Pad: 2, H: 32, W: 32}, true, maxBatch, rng)
+	m.Stem = nn.NewConv2d("stem.0", nn.ConvGeom{Cin: channels, Cout: width, K: 5, Stride: 2, Pad: 2, H: InputSide, W: InputSide}, true, maxBatch, rng)
 	blockGeom := nn.ConvGeom{Cin: width, Cout: width, K: 3, Stride: 1, Pad: 1, H: 16, W: 16}
 	fast := nn.NewWinograd(blockGeom, maxBatch) // scratch only: one serves every block
 	for i := range depth {
@@ -114,7 +122,7 @@ func NewLiResNet(depth, width, classes, channels, maxBatch int, rng *rand.Rand) 
 	m.actNeck = nn.NewMinMax(2*width, 16)
 	m.actFC = nn.NewMinMax(Features, 1)
 	n := maxBatch
-	m.x0 = make([]float32, n*channels*1024)
+	m.x0 = make([]float32, n*channels*inputPlane)
 	m.stemOut, m.stemAct = make([]float32, n*width*256), make([]float32, n*width*256)
 	for range depth {
 		m.blockOut = append(m.blockOut, make([]float32, n*width*256))
@@ -124,7 +132,7 @@ func NewLiResNet(depth, width, classes, channels, maxBatch int, rng *rand.Rand) 
 	m.fcOut, m.fcAct = make([]float32, n*Features), make([]float32, n*Features)
 	m.logits = make([]float32, n*classes)
 	m.headHat, m.headNorm = make([]float32, classes*Features), make([]float32, classes)
-	m.g1, m.g2 = make([]float32, n*max(width*256, channels*1024)), make([]float32, n*max(width*256, channels*1024))
+	m.g1, m.g2 = make([]float32, n*max(width*256, channels*inputPlane)), make([]float32, n*max(width*256, channels*inputPlane))
 	return m, nil
 }
 
@@ -206,7 +214,7 @@ func (b *LinearRes) conv(exact bool) nn.Conv {
 // operators whose norms K multiplies) or their training ones (Fast).
 func (m *LiResNet) forward(x []float32, n int, exact bool) []float32 {
 	m.exact = exact
-	for i, v := range x[:n*m.Channels*1024] {
+	for i, v := range x[:n*m.Channels*inputPlane] {
 		m.x0[i] = v - 0.5
 	}
 	m.Stem.Forward(m.stemOut, m.x0, n)
@@ -283,7 +291,7 @@ func (m *LiResNet) backward(dLogits, dHat []float32, n int, dx []float32) {
 }
 
 // InputSize returns the values of one image: Channels x 32 x 32.
-func (m *LiResNet) InputSize() int { return m.Channels * 1024 }
+func (m *LiResNet) InputSize() int { return m.Channels * inputPlane }
 
 // Logits writes the logits of n images into dst, in chunks of the model's
 // batch size. It is the network that certificates hold for: every layer runs

@@ -4,11 +4,13 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
 // cgemmSplit is one complex product C ← alpha·op(A)·op(B) + beta·C (real
 // alpha and beta) cut into blocks of splitBlock rows or columns of C and
-// computed on the workers of parallel.go, each block by a single-threaded
+// computed on the workers of internal/pool, each block by a single-threaded
 // Cgemm: the complex twin of Gemm's split (gemm_split.go), for the LOT
 // layer's products that are not already inside a parallel loop (its DFTs,
 // and Newton–Schulz at a layer with a single frequency). Each caller owns
@@ -35,12 +37,12 @@ func cgemmPar(s *cgemmSplit, tA, tB blas.Transpose, m, n, k int, alpha float32, 
 	s.tA, s.tB, s.m, s.n, s.k = tA, tB, m, n, k
 	s.alpha, s.beta = complex(alpha, 0), complex(beta, 0)
 	s.a, s.b, s.c, s.lda, s.ldb, s.ldc, s.byCols = a, b, c, lda, ldb, ldc, n >= m
-	parallel(s, (max(m, n)+splitBlock-1)/splitBlock, p, &s.done)
+	pool.Split(s, (max(m, n)+splitBlock-1)/splitBlock, p, &s.done)
 	s.a, s.b, s.c = nil, nil, nil
 }
 
 // run computes blocks [lo, hi) of the split.
-func (s *cgemmSplit) run(_, lo, hi int) {
+func (s *cgemmSplit) Run(_, lo, hi int) {
 	if s.byCols {
 		j0, j1 := lo*splitBlock, min(hi*splitBlock, s.n)
 		off := j0 // op(B) = B: columns j0.. of B

@@ -17,9 +17,10 @@
 //   - Buffers are owned by the layer and allocated once by its constructor; Forward,
 //     Backward and Transpose allocate nothing (TestNoAllocs).
 //   - Layers are not safe for concurrent use: a layer's scratch is shared by its calls.
-//     Inside a call, split products, the Winograd transforms and LOT's loops over
-//     frequencies run on a few long-lived worker goroutines (parallel.go) that sleep
-//     when idle; handing them work allocates nothing.
+//     Inside a call, split products, the Winograd transforms, LOT's loops over
+//     frequencies and the distance kernels run on one set of long-lived worker
+//     goroutines (internal/pool) that sleep when idle; handing them work
+//     allocates nothing.
 //   - All matrix products go through Gemm (gemm.go) and, complex, Cgemm (cgemm.go),
 //     the seams a GPU backend replaces. With cgo the default is OpenBLAS (linked
 //     with -lopenblas, Debian package libopenblas-dev), one thread per call, with

@@ -5,6 +5,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
 // Products are split over the cores by Go, not by OpenBLAS. OpenBLAS's
@@ -17,7 +19,7 @@ import (
 // load of 16, against 8.5-12 s split by Go. So with cgo, gemm_cgo.go runs
 // OpenBLAS on one thread per call and sets splitGemm; Gemm cuts each large
 // product into column (or row) blocks computed in parallel on the workers of
-// parallel.go, which sleep when idle; and a layer with independent products
+// internal/pool, which sleep when idle; and a layer with independent products
 // (Winograd's 16 taps) hands whole ones to the cores (gemmWhole). On an idle
 // machine the step is as fast as with OpenBLAS's threads, or a little faster
 // (1.75-1.87 s against 2.05-2.17 s, interleaved runs).
@@ -70,14 +72,14 @@ func splitProduct(g Gemmer, tA, tB blas.Transpose, m, n, k int, alpha float32, a
 	*t = gemmTask{g: g, tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, beta: beta,
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, byCols: n >= m}
 	blocks := (max(m, n) + splitBlock - 1) / splitBlock
-	parallel(t, blocks, p, &gemmSplit.done)
+	pool.Split(t, blocks, p, &gemmSplit.done)
 	*t = gemmTask{}
 	return true
 }
 
 // run computes blocks [lo, hi) of the split: columns or rows
 // [lo·splitBlock, hi·splitBlock) of C.
-func (t *gemmTask) run(_, lo, hi int) {
+func (t *gemmTask) Run(_, lo, hi int) {
 	if t.byCols {
 		j0, j1 := lo*splitBlock, min(hi*splitBlock, t.n)
 		off := j0 // op(B) = B: columns j0.. of B

@@ -5,9 +5,11 @@ import (
 	"slices"
 
 	"certmix/trainer/nn/internal/distk"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
-// InputMask is SortNet's training-time "dropout" (spec 3.2): one count K of
+// InputMask is SortNet's training-time "dropout" (SortNet's norm_dist module): one count K of
 // kept inputs per layer per step, and for every group of Group consecutive
 // samples its own uniformly random subset of K inputs; a unit's output for a
 // sample is its distance over that subset only. With keep-probability q,
@@ -94,7 +96,7 @@ func (l *LpDist) maskBuffers() *maskBuffers {
 // gather fills mb.ws with the columns of group g's subset.
 func (l *LpDist) gather(mb *maskBuffers, cols []int32) {
 	mb.gatherTask = gatherCols{ws: mb.ws, w: l.Weight.W, cols: cols, in: l.In}
-	distk.Parallel(&mb.gatherTask, l.Out)
+	pool.Chunks(&mb.gatherTask, l.Out)
 }
 
 func (l *LpDist) maskedForward(y, x []float32, n int) {

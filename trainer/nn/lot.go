@@ -7,10 +7,12 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
 // LOT is the layer-wise orthogonal convolution of Xu, Li & Li (NeurIPS 2022),
-// spec 4.1: a K×K convolution whose kernel is orthogonalised frequency by
+// the authors' lot_ortho_conv.py: a K×K convolution whose kernel is orthogonalised frequency by
 // frequency, so that the layer is at most 1-Lipschitz in ℓ2 (and norm
 // preserving when square). For an input of InC channels of Size×Size:
 //
@@ -123,7 +125,7 @@ func NewLOT(name string, inC, cout, k, stride, size, maxBatch, iters int, rng *r
 }
 
 // lotProducts is the loop over frequencies of a LOT layer's per-frequency
-// products, run by the worker pool: the output spectrum (Ŷ = M_orth X̂), the
+// products, run by the worker pool (internal/pool): the output spectrum (Ŷ = M_orth X̂), the
 // input's gradient (M_orthᴴ ∂Ŷ) and M_orth's gradient (∂Ŷ X̂ᴴ).
 type lotProducts struct {
 	l    *LOT
@@ -140,11 +142,11 @@ const (
 
 func (p *lotProducts) start(what, n int) {
 	p.what, p.n = what, n
-	parallel(p, p.l.dft.Frequencies(), parts(), &p.done)
+	pool.Split(p, p.l.dft.Frequencies(), parts(), &p.done)
 }
 
-// run computes frequencies [lo, hi) (parallel.go).
-func (p *lotProducts) run(_, lo, hi int) {
+// Run computes frequencies [lo, hi) (the pool's loop).
+func (p *lotProducts) Run(_, lo, hi int) {
 	l, n := p.l, p.n
 	ci, co := l.Cin, l.Cout
 	for f := lo; f < hi; f++ {

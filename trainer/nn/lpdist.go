@@ -7,7 +7,7 @@ import (
 	"certmix/trainer/nn/internal/distk"
 )
 
-// LpDist is the l_p-distance layer of l_inf-dist Net and SortNet (spec 2.1):
+// LpDist is the l_p-distance layer of l_inf-dist Net and SortNet (the authors' norm_dist.py):
 // unit o outputs the distance y_o = ||x - w_o||_p of the input to its weight
 // row, in the max-normalised form for finite p and exactly the max for
 // p = inf, where the backward is one-hot at the forward's arg-max. The
@@ -16,7 +16,7 @@ import (
 // respect to l_inf at p = inf.
 //
 // With Mask set, each group of samples sees only its own subset of the
-// inputs (SortNet's training, spec 3.2).
+// inputs (SortNet's training, SortNet's norm_dist module).
 //
 // The kernels (internal/distk) are AVX-512 where the CPU has it, pure Go
 // otherwise, with bit-identical results; they run on all cores.
@@ -148,7 +148,7 @@ func (l *LpDist) Bounds(dLo, dHi, lo, hi []float32, n int) {
 	l.bound.Run()
 }
 
-// SortForward is the layer as SortNet sort units at inference (spec 3.1):
+// SortForward is the layer as SortNet sort units at inference (the authors' sort_neuron):
 // y_o = (1e-10 + sum_k q(1-q)^(k-1) s_k) / (1 - (1-q)^K) over the K =
 // min(In, topK) largest s_k = |x_i - w_oi|. q is the keep-probability; each
 // unit is 1-Lipschitz in l_inf (non-negative weights summing to 1 over order
@@ -195,7 +195,7 @@ func (l *LpDist) InputGrad(dx, dy, x []float32, n int) {
 	distk.InfGrad(dx, nil, x, l.Weight.W, dy, l.idx, n, l.In, l.Out)
 }
 
-// SortBounds is Bounds for sort units (spec 3.6): the same weighted top-K
+// SortBounds is Bounds for sort units (the authors' bound_sort_neuron): the same weighted top-K
 // sum applied to the per-coordinate lower and upper bounds of |x_i - w_oi|.
 func (l *LpDist) SortBounds(dLo, dHi, lo, hi []float32, n int, q float64, topK int) {
 	l.check(n, rows(lo, hi), rows(dLo, dHi))

@@ -1,6 +1,6 @@
 package nn
 
-// MeanShift is the l_inf-dist Net's normalisation (spec 2.1): z = d - mu per
+// MeanShift is the l_inf-dist Net's normalisation (the authors' norm_dist.py): z = d - mu per
 // unit, with mu the batch mean in training and the running mean at
 // evaluation; no scaling and no affine part, so at evaluation it is a
 // constant shift and keeps the unit 1-Lipschitz. The running mean follows
@@ -11,7 +11,7 @@ type MeanShift struct {
 	// Running is the running mean (the authors' running_mean buffer).
 	Running []float32
 	// Momentum is the running mean's update weight (0.1; the recalibration
-	// pass before evaluation sets 1/(k+1) for its k-th batch, spec 3.5).
+	// pass before evaluation sets 1/(k+1) for its k-th batch, the authors' update_bn).
 	Momentum float64
 	mean     []float32 // the last training forward's batch mean
 }

@@ -5,13 +5,15 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
 // nsEps is LOT's regulariser: S = M Mᴴ + nsEps·I, and σ = ‖S‖_F + nsEps.
 const nsEps = 1e-4
 
 // newtonSchulz orthogonalises a batch of count matrices M (rows×cols, row-major,
-// one after the other) as the LOT layer does at every frequency (spec 4.1 step
+// one after the other) as the LOT layer does at every frequency (the authors' lot_ortho_conv.py step
 // 5), and differentiates through it:
 //
 //	S = M Mᴴ + 1e-4·I;  σ = ‖S‖_F + 1e-4;  Y₀ = S/σ, Z₀ = I
@@ -81,7 +83,7 @@ func (ns *newtonSchulz[T, F]) forward(mo, m []T, stash bool) {
 	}
 	ns.stashed = stash
 	ns.backwardPass, ns.mo, ns.m, ns.stashThisForward = false, mo, m, stash
-	parallel(ns, ns.count, parts(), &ns.done)
+	pool.Split(ns, ns.count, parts(), &ns.done)
 }
 
 // single returns the split that cuts products over the cores when there is
@@ -93,9 +95,9 @@ func (ns *newtonSchulz[T, F]) single() *cgemmSplit {
 	return nil
 }
 
-// run runs forwardOne or backwardOne for matrices [lo, hi) with part w's
-// scratch (parallel.go).
-func (ns *newtonSchulz[T, F]) run(w, lo, hi int) {
+// Run runs forwardOne or backwardOne for matrices [lo, hi) with part w's
+// scratch (the pool's loop).
+func (ns *newtonSchulz[T, F]) Run(w, lo, hi int) {
 	rc := ns.rows * ns.cols
 	for i := lo; i < hi; i++ {
 		if ns.backwardPass {
@@ -165,7 +167,7 @@ func (ns *newtonSchulz[T, F]) backward(gm, gmo, m, mo []T) {
 		panic("nn: newtonSchulz.backward without a stashed forward")
 	}
 	ns.backwardPass, ns.gm, ns.gmo, ns.m, ns.mo = true, gm, gmo, m, mo
-	parallel(ns, ns.count, parts(), &ns.done)
+	pool.Split(ns, ns.count, parts(), &ns.done)
 }
 
 func (ns *newtonSchulz[T, F]) backwardOne(w, i int, gm, gmo, m, mo []T) {

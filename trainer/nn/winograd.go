@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"certmix/trainer/nn/internal/wino"
+
+	"certmix/trainer/nn/internal/pool"
 )
 
 // winogradCols is about the number of tiles (Gemm columns) a Winograd conv
@@ -124,9 +126,16 @@ func (w *Winograd) Forward(out, in, weight, bias []float32, n int) {
 // tiles per row of the transformed matrices, split over the cores.
 func (w *Winograd) tiles(st winoStage, dst, src, bias []float32, planes, T int) {
 	w.stage, w.dst, w.src, w.b, w.cols = st, dst, src, bias, T
-	parallel(w, planes, len(w.planes), &w.done)
+	pool.Split((*winoParts)(w), planes, len(w.planes), &w.done)
 	w.dst, w.src, w.b = nil, nil, nil
 }
+
+// winoParts is a Winograd as the pool's loop (pool.Ranged), without giving
+// Winograd itself an exported Run method.
+type winoParts Winograd
+
+// Run does planes (or taps) [lo, hi) of the current stage with part's scratch.
+func (p *winoParts) Run(part, lo, hi int) { (*Winograd)(p).run(part, lo, hi) }
 
 // run does planes [lo, hi) of the current transform with part's scratch.
 func (w *Winograd) run(part, lo, hi int) {
@@ -152,7 +161,7 @@ func (w *Winograd) run(part, lo, hi int) {
 func (w *Winograd) gemms(st winoStage, T int) {
 	w.stage, w.cols = st, T
 	if concurrentGemm() {
-		parallel(w, 16, len(w.planes), &w.done)
+		pool.Split((*winoParts)(w), 16, len(w.planes), &w.done)
 		return
 	}
 	w.taps(0, 16)

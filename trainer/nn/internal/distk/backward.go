@@ -1,12 +1,14 @@
 package distk
 
+import "certmix/trainer/nn/internal/pool"
+
 // GradChunks is the number of unit ranges the finite-p backward splits a
 // layer into, each with its own input-gradient buffer, summed in order at
 // the end. It is fixed (not the number of cores) so that the gradients do
 // not depend on the machine.
 const GradChunks = 4
 
-// FiniteGrad is the backward pass of [Finite] (spec 2.1): with
+// FiniteGrad is the backward pass of [Finite] (the authors' norm_dist.py): with
 // g = dL/dy and t = g[b,j] · sign(x[b,i] - w[j,i]) ·
 // (|x[b,i] - w[j,i]| / y[b,j])^(p-1), DX[b,i] = sum_j t (overwritten) and
 // DW[j,i] -= sum_b t (accumulated). W and DW are m x k (unpacked). Scratch
@@ -27,7 +29,7 @@ func (f *FiniteGrad) chunks() int { return min(GradChunks, (f.M+GradCols-1)/Grad
 // Run computes the pass on the pool's goroutines.
 func (f *FiniteGrad) Run() {
 	c := f.chunks()
-	Parallel(f, c)
+	pool.Chunks(f, c)
 	if f.DX == nil {
 		return
 	}
@@ -42,7 +44,7 @@ func (f *FiniteGrad) Run() {
 	}
 }
 
-// Do implements Task: the units of chunk c, every row.
+// Do implements pool.Task: the units of chunk c, every row.
 func (f *FiniteGrad) Do(c int) {
 	nk := f.N * f.K
 	buf := f.Scratch[c*(nk+2*GradRows*GradCols):][:nk+2*GradRows*GradCols]
@@ -67,7 +69,7 @@ func (f *FiniteGrad) Do(c int) {
 	}
 }
 
-// InfGrad is the backward pass at p = inf (spec 2.1): the gradient is
+// InfGrad is the backward pass at p = inf (the authors' norm_dist.py): the gradient is
 // one-hot at the forward's arg-max, sign(x - w) there (0 on a tie at 0).
 // DX is overwritten (n x k; nil: none), DW (m x k) accumulated (nil: none);
 // dx sums over j and dw over b in ascending order.

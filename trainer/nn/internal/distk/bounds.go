@@ -1,6 +1,8 @@
 package distk
 
-// Interval bounds and the sort neuron (spec 2.7, 3.1, 3.6), evaluation only,
+import "certmix/trainer/nn/internal/pool"
+
+// Interval bounds and the sort neuron (the authors' bound_inf_dist and sort_neuron), evaluation only,
 // in pure Go on the packed weight. Each bound uses the very float32
 // operations of the forward pass it bounds (subtraction, absolute value, max,
 // the sort neuron's weighted sum in the same order), and every one of them is
@@ -16,9 +18,9 @@ type InfBounds struct {
 }
 
 // Run computes the bounds on the pool's goroutines.
-func (f *InfBounds) Run() { Parallel(f, (f.M+TileCols-1)/TileCols) }
+func (f *InfBounds) Run() { pool.Chunks(f, (f.M+TileCols-1)/TileCols) }
 
-// Do implements Task: panel p, every row.
+// Do implements pool.Task: panel p, every row.
 func (f *InfBounds) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
@@ -34,7 +36,7 @@ func (f *InfBounds) Do(p int) {
 const MaxTopK = 10
 
 // SortWeights returns the sort neuron's weights c_k = q(1-q)^(k-1),
-// k = 1..K, and their sum 1 - (1-q)^K, which normalises them (spec 3.1).
+// k = 1..K, and their sum 1 - (1-q)^K, which normalises them (the authors' sort_neuron).
 func SortWeights(q float64, k int) (c [MaxTopK]float32, norm float32) {
 	w := q
 	for i := range k {
@@ -88,9 +90,9 @@ func insertAt(top []float32, at []int32, v float32, i int32) {
 	top[k], at[k] = v, i
 }
 
-// Sort is the sort neuron at inference (spec 3.1): y[b,j] = the weighted sum
+// Sort is the sort neuron at inference (the authors' sort_neuron): y[b,j] = the weighted sum
 // of the TopK largest |x_i - w[j,i]|, and, with Lo and Hi set instead of X,
-// its interval bounds DLo <= y <= DHi over the box (spec 3.6). TopK <= K and
+// its interval bounds DLo <= y <= DHi over the box (the authors' bound_sort_neuron). TopK <= K and
 // TopK <= MaxTopK. With Idx set (n x m x TopK), the forward records which
 // inputs the sorted values came from, for SortGrad.
 type Sort struct {
@@ -110,10 +112,10 @@ func (f *Sort) Run() {
 		panic("distk: sort neuron truncation out of range")
 	}
 	f.c, f.norm = SortWeights(f.Q, f.TopK)
-	Parallel(f, (f.M+TileCols-1)/TileCols)
+	pool.Chunks(f, (f.M+TileCols-1)/TileCols)
 }
 
-// Do implements Task: panel p, every row.
+// Do implements pool.Task: panel p, every row.
 func (f *Sort) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)

@@ -1,6 +1,10 @@
 package distk
 
-import "math"
+import (
+	"math"
+
+	"certmix/trainer/nn/internal/pool"
+)
 
 // The forward drivers: whole layers from tiles, split across goroutines by
 // panels of TileCols output units (the split never changes a result).
@@ -43,9 +47,9 @@ type Inf struct {
 }
 
 // Run computes the pass on the pool's goroutines.
-func (f *Inf) Run() { Parallel(f, (f.M+TileCols-1)/TileCols) }
+func (f *Inf) Run() { pool.Chunks(f, (f.M+TileCols-1)/TileCols) }
 
-// Do implements Task: panel p, every row.
+// Do implements pool.Task: panel p, every row.
 func (f *Inf) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
@@ -63,7 +67,7 @@ func (f *Inf) Do(p int) {
 	}
 }
 
-// Finite is a forward pass at a finite p (spec 2.1, max-normalised):
+// Finite is a forward pass at a finite p (the authors' norm_dist.py, max-normalised):
 // with m = max(1e-10, max_i |x[b,i] - w[j,i]|),
 // y[b,j] = m · (sum_i Pow(|x[b,i] - w[j,i]| / m, p))^(1/p). Max and Inv are
 // n x m scratch. Fill the fields, then call Run.
@@ -86,14 +90,14 @@ func (f *Finite) Run() {
 		m = max(m, MinMax)
 		f.Max[i], f.Inv[i] = m, 1/m
 	}
-	Parallel(f, (f.M+TileCols-1)/TileCols)
+	pool.Chunks(f, (f.M+TileCols-1)/TileCols)
 	inv := 1 / f.P
 	for i, s := range f.Y[:f.N*f.M] {
 		f.Y[i] = float32(float64(f.Max[i]) * math.Pow(float64(s), inv))
 	}
 }
 
-// Do implements Task: the power sums of panel p.
+// Do implements pool.Task: the power sums of panel p.
 func (f *Finite) Do(p int) {
 	j0 := p * TileCols
 	cols := min(TileCols, f.M-j0)
