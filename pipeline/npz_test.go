@@ -467,7 +467,7 @@ func FuzzNPZFile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := Build(ctx, src2, store, Options{Seed: 1, Workers: 1, TempDir: dir})
+		m, err := Build(ctx, src2, store, Options{Seed: 1, Workers: 1, ShardBytes: 64 << 10, TempDir: dir})
 		names, lerr := store.List(ctx)
 		if lerr != nil {
 			t.Fatal(lerr)

@@ -24,9 +24,10 @@ import (
 // per codec of the shards (codec=none, codec=zstd), sampling RSS,
 // goroutines and open file descriptors every 5 seconds (more often in a
 // short soak: at least 24 samples; RSS after a forced collection, so that
-// it measures what is kept, not the collector's pace), and fails unless, after a warm-up of
-// the first third, the RSS grows by less than 1 MiB a minute and the
-// goroutines and file descriptors stay flat (checkTrends):
+// it measures what is kept, not the collector's pace), and fails unless,
+// after a warm-up of the first third, the floor under the RSS samples grows
+// by less than 1 MiB a minute and the floors under the goroutines and file
+// descriptors do not grow (checkTrends):
 //
 //	CERTMIX_SOAK=10m go test ./sampler -run '^$' -bench Soak -benchtime 1x -timeout 30m -v
 //
@@ -133,53 +134,57 @@ loop:
 	}
 }
 
-// checkTrends checks the soak's samples after a warm-up of the first third:
-// the RSS slope (Theil–Sen: the median of the slopes between every two
-// samples, which one garbage collection cannot swing) under 1 MiB a minute,
-// and goroutines and open file descriptors flat: the median of the last
-// third at most that of the first third after the warm-up (plus 2, for a
-// connection or a worker in passing), and no sample above twice it. It
-// returns the RSS slope in MiB a minute.
+// checkTrends checks the soak's samples after a warm-up of the first third.
+// The samples swing with the batches in flight and the caches' churn (a few
+// hundred MiB of RSS, tens of goroutines), while a leak raises the floor
+// under them: so the samples after the warm-up are cut into four windows
+// and each window's minimum is compared. The RSS floors must grow by less
+// than 1 MiB a minute (Theil–Sen slope: the median of the slopes between
+// every two floors), and the goroutine and open-file floors must not grow
+// (the last at most the first plus 2). It returns the RSS slope in MiB a
+// minute.
 func checkTrends(at []time.Duration, rssKiB, goroutines, fds []int) (float64, error) {
+	const windows = 4
 	w := len(at) / 3
-	if len(at)-w < 6 {
+	if len(at)-w < 3*windows {
 		return 0, fmt.Errorf("%d samples: too few to judge a trend after the warm-up (run longer)", len(at))
 	}
 	at, rssKiB, goroutines, fds = at[w:], rssKiB[w:], goroutines[w:], fds[w:]
+	n := len(at)
+	type floor struct {
+		t        float64 // minutes, the window's middle
+		rss      float64 // MiB
+		gor, fds int
+	}
+	var floors []floor
+	for k := range windows {
+		lo, hi := k*n/windows, (k+1)*n/windows
+		floors = append(floors, floor{t: (at[lo] + at[hi-1]).Minutes() / 2, rss: float64(slices.Min(rssKiB[lo:hi])) / 1024,
+			gor: slices.Min(goroutines[lo:hi]), fds: slices.Min(fds[lo:hi])})
+	}
 	var slopes []float64
-	for i := range at {
-		for j := i + 1; j < len(at); j++ {
-			if dt := (at[j] - at[i]).Minutes(); dt > 0 {
-				slopes = append(slopes, float64(rssKiB[j]-rssKiB[i])/1024/dt)
-			}
+	for i := range floors {
+		for j := i + 1; j < len(floors); j++ {
+			slopes = append(slopes, (floors[j].rss-floors[i].rss)/(floors[j].t-floors[i].t))
 		}
 	}
 	slices.Sort(slopes)
-	slope := slopes[len(slopes)/2]
+	slope := (slopes[(len(slopes)-1)/2] + slopes[len(slopes)/2]) / 2
 	var errs []string
 	if slope >= 1 {
-		errs = append(errs, fmt.Sprintf("RSS grows %.2f MiB/min after the warm-up (want < 1): %v KiB", slope, rssKiB))
+		errs = append(errs, fmt.Sprintf("the RSS floor grows %.2f MiB/min after the warm-up (want < 1): %v KiB", slope, rssKiB))
 	}
-	third := len(at) / 3
-	for _, c := range []struct {
-		name string
-		v    []int
-	}{{"goroutines", goroutines}, {"open files", fds}} {
-		first, last := median(c.v[:third]), median(c.v[len(c.v)-third:])
-		if last > first+2 || maxOf(c.v) > 2*first {
-			errs = append(errs, fmt.Sprintf("%s not flat after the warm-up: %v", c.name, c.v))
-		}
+	first, last := floors[0], floors[windows-1]
+	if last.gor > first.gor+2 {
+		errs = append(errs, fmt.Sprintf("the goroutines' floor grows from %d to %d: %v", first.gor, last.gor, goroutines))
+	}
+	if last.fds > first.fds+2 {
+		errs = append(errs, fmt.Sprintf("the open files' floor grows from %d to %d: %v", first.fds, last.fds, fds))
 	}
 	if len(errs) > 0 {
 		return slope, errors.New(strings.Join(errs, "; "))
 	}
 	return slope, nil
-}
-
-func median(xs []int) int {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // TestSoakTrendsCatchLeaks: checkTrends passes a flat run with garbage

@@ -3,12 +3,15 @@ package shards
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // TestChecksumErrorsNameTheBytes: a checksum failure names the shard, the
@@ -62,5 +65,52 @@ func TestChecksumErrorsNameTheBytes(t *testing.T) {
 	}
 	if err := Verify(ctx, d, nil); !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), want) {
 		t.Errorf("Verify: %v, want the same error", err)
+	}
+}
+
+// TestCraftedBatchIsRefused: a shard whose record batch framing is wrong
+// but whose checksums match (a crafted dataset, not rot) is refused with a
+// format error by range reads, whole-shard reads and Verify: never a panic,
+// never rows. The framing: the continuation marker, then the metadata
+// length, which must leave room for at least 4 bytes of metadata and fit in
+// the batch.
+func TestCraftedBatchIsRefused(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 8, Width: 8, Channels: 3, Classes: 10}
+	for name, craft := range map[string]func(b []byte){
+		"no continuation marker":      func(b []byte) { b[0] = 0 },
+		"metadata longer than batch":  func(b []byte) { binary.LittleEndian.PutUint32(b[4:], uint32(len(b))) },
+		"metadata of 3 bytes":         func(b []byte) { binary.LittleEndian.PutUint32(b[4:], 3) },
+		"metadata to the last byte+1": func(b []byte) { binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-7)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			store, _ := NewLocal(dir)
+			m := writeDataset(t, store, shape, CodecNone, testRows(300, shape, noise))
+			s := &m.Shards[0]
+			path := filepath.Join(dir, s.Name)
+			data, _ := os.ReadFile(path)
+			b := &s.Batches[1]
+			craft(data[b.Offset : b.Offset+b.Length])
+			os.WriteFile(path, data, 0o644)
+			b.XXH64, s.XXH64 = hex64(xxhash.Sum64(data[b.Offset:b.Offset+b.Length])), hex64(xxhash.Sum64(data))
+			if err := WriteManifest(ctx, store, m); err != nil {
+				t.Fatal(err)
+			}
+			d, err := OpenDataset(ctx, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r Rows
+			if err := d.ReadBatch(ctx, 0, 1, &r); !errors.Is(err, ErrFormat) || r.Len() != 0 {
+				t.Errorf("ReadBatch: %v and %d rows, want a format error and none", err, r.Len())
+			}
+			if err := d.ReadBatch(ctx, 0, 0, &r); err != nil {
+				t.Errorf("ReadBatch of the intact batch before it: %v", err)
+			}
+			if err := Verify(ctx, d, nil); err == nil {
+				t.Errorf("Verify accepted the crafted shard")
+			}
+		})
 	}
 }
