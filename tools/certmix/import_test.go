@@ -159,7 +159,7 @@ func TestImportRefusesBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--npz", ref, "--out", out, "stray", "--prefix", "state_after/"}, "unexpected arguments"},
+		{[]string{"--npz", ref, "--out", out, "stray", "--prefix", "state_after/"}, "unexpected argument \"stray\""},
 		{[]string{"--npz", ref, "--out", out, "--prefix", "state_after/", "--mean", "0.5,x"}, "--mean"},
 		{[]string{"--npz", ref, "--out", out, "--prefix", "state_after/", "--mean", "0.5,0.5"}, "fc_dist.0.weight has 192 inputs"},
 	} {
