@@ -150,3 +150,32 @@ func TestTruncatedShardSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyIDBounds: Verify accepts ids from 0 to the source's row count
+// minus one, and refuses a dataset whose ids reach the row count.
+func TestVerifyIDBounds(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 2, Width: 2, Channels: 1, Classes: 10}
+	for _, tc := range []struct {
+		first int64 // ids first..first+99 of a source of 100 rows
+		ok    bool
+	}{{0, true}, {1, false}} {
+		rows := testRows(100, shape, noise)
+		for i := range rows.IDs {
+			rows.IDs[i] = tc.first + int64(i)
+		}
+		store := newLocal(t)
+		m := writeDataset(t, store, shape, CodecNone, rows)
+		m.Provenance.SourceRows = 100
+		if err := WriteManifest(ctx, store, m); err != nil {
+			t.Fatal(err)
+		}
+		d, err := OpenDataset(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(ctx, d, nil); (err == nil) != tc.ok {
+			t.Errorf("ids %d..%d of a source of 100 rows: Verify says %v", tc.first, tc.first+99, err)
+		}
+	}
+}
