@@ -25,9 +25,9 @@ import (
 // goroutines and open file descriptors every 5 seconds (more often in a
 // short soak: at least 24 samples; RSS after a forced collection, so that
 // it measures what is kept, not the collector's pace), and fails unless,
-// after a warm-up of the first third, the floor under the RSS samples grows
-// by less than 1 MiB a minute and the floors under the goroutines and file
-// descriptors do not grow (checkTrends):
+// after a warm-up of the first third, the RSS grows by less than 1 MiB a
+// minute (a robust slope) and the goroutines and file descriptors do not
+// grow (checkTrends):
 //
 //	CERTMIX_SOAK=10m go test ./sampler -run '^$' -bench Soak -benchtime 1x -timeout 30m -v
 //
@@ -108,6 +108,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
+			if ctx.Err() != nil {
+				break loop // the iterators are closing: not a sample of the run
+			}
 			debug.FreeOSMemory() // RSS of what is live, not of garbage the collector has yet to return
 			r, g, f := rssKiB(), runtime.NumGoroutine(), openFDs()
 			at, rss, gor, fds = append(at, time.Since(start)), append(rss, r), append(gor, g), append(fds, f)
@@ -135,14 +138,13 @@ loop:
 }
 
 // checkTrends checks the soak's samples after a warm-up of the first third.
-// The samples swing with the batches in flight and the caches' churn (a few
-// hundred MiB of RSS, tens of goroutines), while a leak raises the floor
-// under them: so the samples after the warm-up are cut into four windows
-// and each window's minimum is compared. The RSS floors must grow by less
-// than 1 MiB a minute (Theil–Sen slope: the median of the slopes between
-// every two floors), and the goroutine and open-file floors must not grow
-// (the last at most the first plus 2). It returns the RSS slope in MiB a
-// minute.
+// The samples swing with the batches in flight and the caches' churn (RSS by
+// hundreds of MiB, goroutines by tens), so the checks are robust ones: the
+// RSS slope is the Theil–Sen estimate (the median of the slopes between
+// every two samples), which must be under 1 MiB a minute; and the samples
+// are cut into four windows, whose median goroutine and open-file counts
+// must not grow from the first window to the last by more than 2. It
+// returns the RSS slope in MiB a minute.
 func checkTrends(at []time.Duration, rssKiB, goroutines, fds []int) (float64, error) {
 	const windows = 4
 	w := len(at) / 3
@@ -150,41 +152,40 @@ func checkTrends(at []time.Duration, rssKiB, goroutines, fds []int) (float64, er
 		return 0, fmt.Errorf("%d samples: too few to judge a trend after the warm-up (run longer)", len(at))
 	}
 	at, rssKiB, goroutines, fds = at[w:], rssKiB[w:], goroutines[w:], fds[w:]
-	n := len(at)
-	type floor struct {
-		t        float64 // minutes, the window's middle
-		rss      float64 // MiB
-		gor, fds int
-	}
-	var floors []floor
-	for k := range windows {
-		lo, hi := k*n/windows, (k+1)*n/windows
-		floors = append(floors, floor{t: (at[lo] + at[hi-1]).Minutes() / 2, rss: float64(slices.Min(rssKiB[lo:hi])) / 1024,
-			gor: slices.Min(goroutines[lo:hi]), fds: slices.Min(fds[lo:hi])})
-	}
 	var slopes []float64
-	for i := range floors {
-		for j := i + 1; j < len(floors); j++ {
-			slopes = append(slopes, (floors[j].rss-floors[i].rss)/(floors[j].t-floors[i].t))
+	for i := range at {
+		for j := i + 1; j < len(at); j++ {
+			if dt := (at[j] - at[i]).Minutes(); dt > 0 {
+				slopes = append(slopes, float64(rssKiB[j]-rssKiB[i])/1024/dt)
+			}
 		}
 	}
 	slices.Sort(slopes)
-	slope := (slopes[(len(slopes)-1)/2] + slopes[len(slopes)/2]) / 2
+	slope := slopes[len(slopes)/2]
 	var errs []string
 	if slope >= 1 {
-		errs = append(errs, fmt.Sprintf("the RSS floor grows %.2f MiB/min after the warm-up (want < 1): %v KiB", slope, rssKiB))
+		errs = append(errs, fmt.Sprintf("RSS grows %.2f MiB/min after the warm-up (want < 1): %v KiB", slope, rssKiB))
 	}
-	first, last := floors[0], floors[windows-1]
-	if last.gor > first.gor+2 {
-		errs = append(errs, fmt.Sprintf("the goroutines' floor grows from %d to %d: %v", first.gor, last.gor, goroutines))
-	}
-	if last.fds > first.fds+2 {
-		errs = append(errs, fmt.Sprintf("the open files' floor grows from %d to %d: %v", first.fds, last.fds, fds))
+	n := len(at)
+	for _, c := range []struct {
+		name string
+		v    []int
+	}{{"goroutines", goroutines}, {"open files", fds}} {
+		first, last := median(c.v[:n/windows]), median(c.v[(windows-1)*n/windows:])
+		if last > first+2 {
+			errs = append(errs, fmt.Sprintf("%s grow after the warm-up (median %d in the first quarter, %d in the last): %v", c.name, first, last, c.v))
+		}
 	}
 	if len(errs) > 0 {
 		return slope, errors.New(strings.Join(errs, "; "))
 	}
 	return slope, nil
+}
+
+func median(xs []int) int {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // TestSoakTrendsCatchLeaks: checkTrends passes a flat run with garbage

@@ -114,3 +114,68 @@ func TestCraftedBatchIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncatedShardSaysSo: a shard cut short is refused before its bytes
+// are hashed, with its size and the size needed, by whole-shard and range
+// reads alike.
+func TestTruncatedShardSaysSo(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 8, Width: 8, Channels: 3, Classes: 10}
+	dir := t.TempDir()
+	store, _ := NewLocal(dir)
+	m := writeDataset(t, store, shape, CodecNone, testRows(300, shape, noise))
+	s := m.Shards[0]
+	last := s.Batches[len(s.Batches)-1]
+	cut := last.Offset + last.Length/2 // inside the last record batch
+	path := filepath.Join(dir, s.Name)
+	if err := os.Truncate(path, cut); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDataset(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Rows
+	for what, err := range map[string]error{
+		"ReadShard": d.ReadShard(ctx, 0, &r),
+		"ReadBatch": d.ReadBatch(ctx, 0, len(s.Batches)-1, &r),
+	} {
+		var need int64 = s.Bytes
+		if what == "ReadBatch" {
+			need = last.Offset + last.Length
+		}
+		want := fmt.Sprintf("%d bytes, need %d (truncated?)", cut, need)
+		if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s of a shard cut to %d bytes: %v, want %q", what, cut, err, want)
+		}
+	}
+}
+
+// TestVerifyIDBounds: Verify accepts ids from 0 to the source's row count
+// minus one, and refuses a dataset whose ids reach the row count.
+func TestVerifyIDBounds(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 2, Width: 2, Channels: 1, Classes: 10}
+	for _, tc := range []struct {
+		first int64 // ids first..first+99 of a source of 100 rows
+		ok    bool
+	}{{0, true}, {1, false}} {
+		rows := testRows(100, shape, noise)
+		for i := range rows.IDs {
+			rows.IDs[i] = tc.first + int64(i)
+		}
+		store := newLocal(t)
+		m := writeDataset(t, store, shape, CodecNone, rows)
+		m.Provenance.SourceRows = 100
+		if err := WriteManifest(ctx, store, m); err != nil {
+			t.Fatal(err)
+		}
+		d, err := OpenDataset(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(ctx, d, nil); (err == nil) != tc.ok {
+			t.Errorf("ids %d..%d of a source of 100 rows: Verify says %v", tc.first, tc.first+99, err)
+		}
+	}
+}
