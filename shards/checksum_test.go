@@ -179,3 +179,31 @@ func TestVerifyIDBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyRefusesDuplicateIDs: an image whose id appears twice in a
+// dataset is refused, wherever the two ids sit in the bitmap's words (the
+// same word, neighbouring bits; and across words).
+func TestVerifyRefusesDuplicateIDs(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 2, Width: 2, Channels: 1, Classes: 10}
+	for _, dup := range []struct{ at, copies int }{{5, 4}, {70, 69}, {99, 3}} {
+		rows := testRows(100, shape, noise)
+		for i := range rows.IDs {
+			rows.IDs[i] = int64(i)
+		}
+		rows.IDs[dup.at] = int64(dup.copies) // id dup.copies twice, id dup.at missing
+		store := newLocal(t)
+		m := writeDataset(t, store, shape, CodecNone, rows)
+		m.Provenance.SourceRows = 100
+		if err := WriteManifest(ctx, store, m); err != nil {
+			t.Fatal(err)
+		}
+		d, err := OpenDataset(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(ctx, d, nil); err == nil || !strings.Contains(err.Error(), "twice") {
+			t.Errorf("id %d at rows %d and %d: Verify says %v, want it refused as appearing twice", dup.copies, dup.copies, dup.at, err)
+		}
+	}
+}
