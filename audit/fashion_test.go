@@ -55,7 +55,7 @@ func fashionRows(t testing.TB, split string) *shards.Rows {
 	})
 	if fmErr != nil {
 		if _, err := os.Stat(fmnist); err != nil {
-			t.Skipf("Fashion-MNIST not installed at %s (Debian: dataset-fashion-mnist): %v", fmnist, err)
+			t.Fatalf("Fashion-MNIST not installed at %s: %v (task deps:apt installs Debian's dataset-fashion-mnist; task test runs it)", fmnist, err)
 		}
 		t.Fatal(fmErr)
 	}

@@ -84,7 +84,7 @@ func TestDocCommands(t *testing.T) {
 					case b.Skip != "":
 						t.Skipf("%s:%d: %s", rel, b.Line, b.Skip)
 					case b.Slurm && os.Getenv("SLURM_CONF") == "":
-						t.Skipf("%s:%d: needs a Slurm cluster: SLURM_CONF is not set (task test and .ci/run start one with .ci/slurm)", rel, b.Line)
+						t.Fatalf("%s:%d: needs a Slurm cluster: SLURM_CONF is not set (task test and .ci/run start one with .ci/slurm)", rel, b.Line)
 					}
 					blockEnv := env
 					if b.S3 {

@@ -125,7 +125,7 @@ func FashionMNIST(b testing.TB, dir, codec string) (real, gen string) {
 	b.Helper()
 	images := filepath.Join(FashionMNISTDir, "train-images-idx3-ubyte.gz")
 	if _, err := os.Stat(images); err != nil {
-		b.Skipf("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): %v", err)
+		b.Fatalf("Fashion-MNIST is not installed: %v (task deps:apt installs Debian's dataset-fashion-mnist)", err)
 	}
 	build := func(name string, opts pipeline.Options) string {
 		out := filepath.Join(dir, "fmnist-"+codec+"-"+name)
