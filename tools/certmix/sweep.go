@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -69,20 +66,9 @@ func runSweep(ctx context.Context, args []string) error {
 	}
 	dir := *out
 	if dir == "" {
-		name := f.Name
-		if name == "" {
-			name = strings.TrimSuffix(filepath.Base(pos[0]), filepath.Ext(pos[0]))
-		}
-		dir = filepath.Join("runs", name)
+		dir = sweep.DefaultDir(f, pos[0])
 	}
-	if err := sweep.Prepare(dir, plan, source); err != nil {
-		return err
-	}
-	var q sweep.Queue
-	if subs, err := sweep.Submissions(dir); err == nil && len(subs) > 0 {
-		q = sweep.Squeue{}
-	}
-	todo, busy, err := sweep.Idle(ctx, dir, q)
+	todo, busy, err := sweep.Start(ctx, dir, plan, source)
 	if err != nil {
 		return err
 	}
@@ -100,11 +86,7 @@ func runSweep(ctx context.Context, args []string) error {
 	}
 	switch *executor {
 	case "local":
-		var env []string
-		if _, set := os.LookupEnv("OPENBLAS_NUM_THREADS"); !set && *parallel > 1 {
-			env = append(env, "OPENBLAS_NUM_THREADS="+strconv.Itoa(max(runtime.NumCPU() / *parallel, 1)))
-		}
-		l := sweep.Local{Parallel: *parallel, Runner: sweep.Command{Path: bin, Env: env}, Progress: os.Stdout}
+		l := sweep.Local{Parallel: *parallel, Runner: sweep.Command{Path: bin, Env: sweep.BLASThreads(*parallel)}, Progress: os.Stdout}
 		if err := l.Run(ctx, dir, todo); err != nil {
 			return err
 		}
