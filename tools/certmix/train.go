@@ -102,11 +102,7 @@ func runTrain(ctx context.Context, args []string) error {
 			return fmt.Errorf("--test: %w", err)
 		}
 	}
-	if len(sources) == 2 {
-		log.Printf("training on %s (real, %.0f%% of every batch) and %s (generated, %.0f%%)", real, 100*(1-fraction), sources[1].Dataset, 100*fraction)
-	} else {
-		log.Printf("training on %s (real images only)", real)
-	}
+	logMix(sources)
 	_, err = trainer.Run(ctx, cfg, trainer.OpenSampler(sources), runOptions(out, resume, eval))
 	return err
 }
@@ -136,4 +132,14 @@ func holdOut(ctx context.Context, real *shards.Dataset, url string, n int, seed 
 		return nil, err
 	}
 	return v, nil
+}
+
+// logMix says what the run trains on.
+func logMix(sources []sampler.Source) {
+	if len(sources) == 1 {
+		log.Printf("training on %s (real images only)", sources[0].Dataset)
+		return
+	}
+	log.Printf("training on %s (real, %.0f%% of every batch) and %s (generated, %.0f%%)",
+		sources[0].Dataset, 100*sources[0].Fraction, sources[1].Dataset, 100*sources[1].Fraction)
 }

@@ -72,18 +72,9 @@ func runAudit(ctx context.Context, args []string) error {
 	if err := opts.Check(); err != nil {
 		return err
 	}
-	cfg := s3cfg()
-	testSet, err := shards.Open(ctx, *test, cfg)
+	testSet, datasets, err := openAuditSets(ctx, *test, pos, s3cfg())
 	if err != nil {
-		return fmt.Errorf("--against: %w", err)
-	}
-	var datasets []*shards.Dataset
-	for _, u := range pos {
-		d, err := shards.Open(ctx, u, cfg)
-		if err != nil {
-			return err
-		}
-		datasets = append(datasets, d)
+		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -184,4 +175,21 @@ func judge(res *audit.Result, th audit.Thresholds, out string, show int) error {
 		fmt.Println("wrote", p)
 	}
 	return nil
+}
+
+// openAuditSets opens the test set (--against) and the datasets searched.
+func openAuditSets(ctx context.Context, test string, urls []string, cfg shards.S3Config) (*shards.Dataset, []*shards.Dataset, error) {
+	testSet, err := shards.Open(ctx, test, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--against: %w", err)
+	}
+	var datasets []*shards.Dataset
+	for _, u := range urls {
+		d, err := shards.Open(ctx, u, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		datasets = append(datasets, d)
+	}
+	return testSet, datasets, nil
 }

@@ -103,42 +103,11 @@ func runSample(ctx context.Context, args []string) (err error) {
 
 	printSampleHeader(sets, replacement, cfg, it, mix, total, first, state != nil, resume)
 
-	var grid []imagegrid.Tile
-	var gh, gw, gc, gridStep int
-	p := newProgress()
-	p.update("sample", 0, total)
-	var images int64
-	var firstBatch time.Duration
-	start := time.Now()
-	for i := range total {
-		b, err := it.Next(ctx)
-		if err != nil {
-			p.finish() // the sampler's error names the step
-			if ctx.Err() != nil && saveState != "" {
-				if serr := writeState(saveState, it.State()); serr != nil {
-					return errors.Join(err, serr)
-				}
-				return fmt.Errorf("%w (state at step %d saved to %s)", err, it.State().Step, saveState)
-			}
-			return err
-		}
-		if i == 0 {
-			firstBatch = time.Since(start)
-			if pngOut != "" {
-				grid, gh, gw, gc, gridStep = batchTiles(b), b.Height, b.Width, b.Channels, int(b.Step)
-			}
-		}
-		images += int64(b.Len())
-		if (b.Step+1)%stepsPer == 0 {
-			if p.bar != nil {
-				_ = p.bar.Clear()
-			}
-			printEpoch(it.Stats(), sets, stepsPer)
-		}
-		p.update("sample", i+1, total)
+	d, err := drawSteps(ctx, it, sets, total, stepsPer, pngOut != "", saveState)
+	if err != nil {
+		return err
 	}
-	p.finish()
-	printSampleDone(it, sets, stepsPer, total, images, int64(batch), time.Since(start), firstBatch)
+	printSampleDone(it, sets, stepsPer, total, d.images, int64(batch), d.elapsed, d.firstBatch)
 	last := it.State()
 	fmt.Printf("%-10s step %d, epoch %d (the next step to draw)\n", "state", last.Step, last.Epoch)
 	if saveState != "" {
@@ -148,7 +117,7 @@ func runSample(ctx context.Context, args []string) (err error) {
 		fmt.Printf("%-10s %s\n", "saved", saveState)
 	}
 	if pngOut != "" {
-		return writeSampleGrid(pngOut, grid, gh, gw, gc, batch, gridStep)
+		return writeSampleGrid(pngOut, d.grid, d.h, d.w, d.c, batch, d.step)
 	}
 	return nil
 }
@@ -354,4 +323,53 @@ func printSampleDone(it *sampler.Iterator, sets []*shards.Dataset, stepsPer, tot
 	fmt.Printf("%-10s %s, %d images in %s: %.0f images/s (first batch after %s%s)\n", "done",
 		plural(total, "step"), images, elapsed.Round(time.Millisecond), float64(images)/max(elapsed.Seconds(), 1e-9),
 		firstBatch.Round(time.Microsecond), steady)
+}
+
+// drawn is what drawSteps saw: the images, the time to the first batch
+// and in all, and the first batch's tiles when a grid was asked for.
+type drawn struct {
+	images              int64
+	firstBatch, elapsed time.Duration
+	grid                []imagegrid.Tile
+	h, w, c, step       int
+}
+
+// drawSteps draws total batches with a progress bar, printing each
+// epoch's statistics as it ends; a cancelled run saves its state to
+// saveState when one is given.
+func drawSteps(ctx context.Context, it *sampler.Iterator, sets []*shards.Dataset, total, stepsPer int64, wantGrid bool, saveState string) (drawn, error) {
+	var d drawn
+	p := newProgress()
+	p.update("sample", 0, total)
+	start := time.Now()
+	for i := range total {
+		b, err := it.Next(ctx)
+		if err != nil {
+			p.finish() // the sampler's error names the step
+			if ctx.Err() != nil && saveState != "" {
+				if serr := writeState(saveState, it.State()); serr != nil {
+					return d, errors.Join(err, serr)
+				}
+				return d, fmt.Errorf("%w (state at step %d saved to %s)", err, it.State().Step, saveState)
+			}
+			return d, err
+		}
+		if i == 0 {
+			d.firstBatch = time.Since(start)
+			if wantGrid {
+				d.grid, d.h, d.w, d.c, d.step = batchTiles(b), b.Height, b.Width, b.Channels, int(b.Step)
+			}
+		}
+		d.images += int64(b.Len())
+		if (b.Step+1)%stepsPer == 0 {
+			if p.bar != nil {
+				_ = p.bar.Clear()
+			}
+			printEpoch(it.Stats(), sets, stepsPer)
+		}
+		p.update("sample", i+1, total)
+	}
+	d.elapsed = time.Since(start)
+	p.finish()
+	return d, nil
 }
