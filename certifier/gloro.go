@@ -100,7 +100,7 @@ type MarginLipschitz func(c, j int) float64
 //
 // It is the margin-based certificate shared by all Lipschitz models: GloRo
 // ([GloRo]), and e.g. LOT with K_cj = √2·K.
-func CertifyMargins(logits []float32, labels []int, classes int, lip MarginLipschitz) ([]Result, error) {
+func CertifyMargins[T float32 | float64](logits []T, labels []int, classes int, lip MarginLipschitz) ([]Result, error) {
 	n := len(labels)
 	if classes < 2 {
 		return nil, fmt.Errorf("certify: %d classes, want at least 2: %w", classes, ErrShape)
@@ -129,7 +129,7 @@ func CertifyMargins(logits []float32, labels []int, classes int, lip MarginLipsc
 
 // argmax returns the index of the largest logit, the lowest index on ties,
 // and fails on NaN (a NaN logit makes any certificate meaningless).
-func argmax(y []float32) (int, error) {
+func argmax[T float32 | float64](y []T) (int, error) {
 	c := 0
 	for j, v := range y {
 		if v != v {
@@ -144,7 +144,7 @@ func argmax(y []float32) (int, error) {
 
 // marginRadius is min_{j≠c} (y_c − y_j)/K_cj with the edge cases of
 // CertifyMargins.
-func marginRadius(y []float32, c int, lip MarginLipschitz) (float64, error) {
+func marginRadius[T float32 | float64](y []T, c int, lip MarginLipschitz) (float64, error) {
 	r := math.Inf(1)
 	yc := float64(y[c])
 	for j := range y {

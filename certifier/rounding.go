@@ -29,8 +29,9 @@ type MarginRounding func(image, c, j int) (at, near, slope float64)
 // logit c is strictly the largest at x′ and its prediction is c. The float64
 // evaluation of r rounds the numerator down and the denominator up by more
 // than its own few roundings (m̂ is the float64 difference of two float32
-// logits, one rounding).
-func CertifyMarginsRounded(logits []float32, labels []int, classes int, lip MarginLipschitz, rounding MarginRounding) ([]Result, error) {
+// or float64 logits, one rounding). The logits are the program's, float32 or
+// float64 (a certified path that computes in float64 need not round them).
+func CertifyMarginsRounded[T float32 | float64](logits []T, labels []int, classes int, lip MarginLipschitz, rounding MarginRounding) ([]Result, error) {
 	res, err := CertifyMargins(logits, labels, classes, lip)
 	if err != nil {
 		return nil, err

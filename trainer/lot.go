@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"certmix/certifier"
@@ -146,35 +145,32 @@ func (l *LOTModel) Loss(x []float32, labels []int, n int, _ Progress) (LossRepor
 	return LossReport{Loss: r.Loss, Values: map[string]float64{"cross_entropy": r.CrossEntropy, "train_certificate": r.Certificate}}, nil
 }
 
-// Certify returns each image's l2 certificate (LOT, AI-secure/Layerwise-Orthogonal-Training) with the
-// network's proven Lipschitz bound K (about 1/std; see
-// models.LipConvnet.LipschitzBound): radius (f_c − max_{j≠c} f_j)/(√2·K) with
-// the orthogonal last layer (K includes it), min_{j≠c} (f_c − f_j)/(K·‖ŵ_c −
-// ŵ_j‖) with LLN (K is the backbone's). Evaluation mode; the training state is
-// untouched.
+// Certify returns each image's proven l2 certificate (LOT,
+// AI-secure/Layerwise-Orthogonal-Training): the network is evaluated in
+// float64 (models.LipConvnet.ProvenLogits, the certified program: its
+// predictions give the clean accuracy), the margins' Lipschitz constants
+// come from the proven layer norms (√2·K with the orthogonal last layer, K
+// including it; K·‖ŵ_c − ŵ_j‖ with LLN, K the backbone's), and each radius
+// allows for the float64 rounding of the logits at the image and anywhere
+// within the radius (certifier.CertifyMarginsRounded), so that no input
+// within it changes the prediction of ProvenLogits. It fails when a bound
+// cannot be established (non-finite weights). Evaluation mode; the training
+// state is untouched. The float32 Logits, used in training and evaluation,
+// agree with the certified logits to float32 accuracy.
 func (l *LOTModel) Certify(x []float32, labels []int, _ float64) (Certificate, error) {
 	if err := checkCertify(l, x, labels); err != nil {
 		return Certificate{}, err
 	}
-	n, c := len(labels), l.Net.Classes
-	logits := make([]float32, n*c)
-	if err := l.Net.Logits(logits, x, n); err != nil {
-		return Certificate{}, err
+	logits, rb, err := l.Net.ProvenLogits(x, len(labels))
+	if err != nil {
+		return Certificate{}, fmt.Errorf("LOT certificate: %w", err)
 	}
-	backbone, last := l.Net.LipschitzBound()
-	if math.IsInf(backbone, 0) || math.IsNaN(backbone) || (!l.lc.LLN && (math.IsInf(last, 0) || math.IsNaN(last))) {
-		return Certificate{}, fmt.Errorf("LOT certificate: a layer's norm bound could not be established (backbone %v, last %v)", backbone, last)
+	res, err := certifier.CertifyMarginsRounded(logits, labels, l.Net.Classes, rb.MarginLipschitz, rb.MarginRounding)
+	if err != nil {
+		return Certificate{}, fmt.Errorf("LOT certificate: %w", err)
 	}
-	if l.lc.LLN {
-		res, err := certifier.Certify(logits, labels, backbone, l.Net.HeadRows(), c)
-		return Certificate{Results: res, Norm: "l2", K: backbone, Proof: ProofLOT}, err
-	}
-	k := backbone * last
-	res, err := certifier.CertifyMargins(logits, labels, c, func(int, int) float64 { return math.Sqrt2 * k })
-	return Certificate{Results: res, Norm: "l2", K: k, Proof: ProofLOT}, err
+	return Certificate{Results: res, Norm: "l2", K: rb.K(), Proof: ProofLOT}, nil
 }
 
-// ProofLOT names what stands behind a LOT certificate's radii: a proof about
-// the network in exact arithmetic, not yet about the float32 program (the
-// DFT's rounded constants and complex products are not bounded).
-const ProofLOT = "l2: Cholesky-proven layer norms of the exact-arithmetic map; float32 rounding of the DFT-based forward pass NOT bounded"
+// ProofLOT names what stands behind a LOT certificate's radii.
+const ProofLOT = "l2: Cholesky-proven layer norms (per DFT frequency) + float64 forward pass (DFT, per-frequency products) with a proven rounding bound; clean accuracy of the float64 pass"

@@ -332,19 +332,21 @@ func (m *LipConvnet) InputGradient(dx, x, dlogits []float32, n int) error {
 // LipschitzBound returns proven ℓ2 Lipschitz bounds of the network in pixel
 // units, for the weights as they are: of the backbone (normalisation and
 // every block, up to the last layer's input) and, without LLN, of the last
-// layer. Each LOT layer's bound comes from nn.LOT.LipschitzBound; a residual
-// block λx + (1 − λ)f(x) contributes ‖λx + (1 − λ)f(x) − λy − (1 − λ)f(y)‖ ≤
-// (λ + (1 − λ)σ)‖x − y‖ with the float32 λ and 1 − λ the forward pass
-// multiplies by (both in (0, 1]; f = MaxMin after the convolution is
-// σ-Lipschitz), rounded up.
+// layer. The normalisation contributes the float32 1/std that Forward
+// multiplies with; each LOT layer's bound comes from nn.LOT.LipschitzBound; a
+// residual block λx + (1 − λ)f(x) contributes ‖λx + (1 − λ)f(x) − λy − (1 −
+// λ)f(y)‖ ≤ (λ + (1 − λ)σ)‖x − y‖ with the float32 λ and 1 − λ the forward
+// pass multiplies by (both in (0, 1]; f = MaxMin after the convolution is
+// σ-Lipschitz). Every float64 product and sum is rounded up (nn.Up), so the
+// bound holds for the exact network that ProvenLogits' certificate is about.
 func (m *LipConvnet) LipschitzBound() (backbone, last float64) {
-	backbone = 1 / float64(m.Std)
+	backbone = float64(1 / m.Std)
 	for _, l := range m.Layers {
 		s := l.Conv.LipschitzBound()
 		if l.Residual {
-			s = math.Nextafter(float64(l.Lambda)+float64(l.Keep)*s, math.Inf(1))
+			s = nn.Up(float64(l.Lambda)+float64(l.Keep)*s, 2)
 		}
-		backbone *= s
+		backbone = nn.Up(backbone*s, 1)
 	}
 	if m.LLN {
 		return backbone, math.NaN()

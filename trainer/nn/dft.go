@@ -146,7 +146,7 @@ func (d *RealDFT2) synthesize(dst []float32, src []complex64, b, c int, gx []flo
 
 // transpose writes dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols,
 // in tiles that keep both sides in cache.
-func transpose(dst []complex64, ldd int, src []complex64, lds, rows, cols int) {
+func transpose[T any](dst []T, ldd int, src []T, lds, rows, cols int) {
 	const tile = 16
 	for i0 := 0; i0 < rows; i0 += tile {
 		i1 := min(i0+tile, rows)

@@ -26,6 +26,7 @@ import (
 // GOMAXPROCS cores itself (gemm_split.go), whatever OPENBLAS_NUM_THREADS says.
 func init() {
 	blas32.Use(netlib.Implementation{})
+	gemm64 = netlib.Implementation{}
 	defaultBackend = "openblas"
 	C.openblas_set_num_threads(1)
 	splitGemm = true

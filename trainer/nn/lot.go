@@ -353,7 +353,7 @@ func (l *LOT) Backward(dIn, dOut []float32, n int) {
 
 // spaceToDepth writes dst[b][c·s²+k₁·s+k₂][i][j] = src[b][c][s·i+k₁][s·j+k₂]
 // (einops "b c (w k1) (h k2) -> b (c k1 k2) w h").
-func spaceToDepth(dst, src []float32, n, c, size, s int) {
+func spaceToDepth[T any](dst, src []T, n, c, size, s int) {
 	m := size / s
 	for b := range n {
 		for ch := range c {
