@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"certmix/certifier"
@@ -130,9 +131,29 @@ func TestLOTPresets(t *testing.T) {
 	}
 }
 
+// provenLOT is a LOT model whose logits are those of the certified float64
+// pass (models.LipConvnet.ProvenLogits, rounded to float32), so that an
+// attack checks the program the certificate is about; its gradients are
+// the float32 pass's.
+type provenLOT struct{ *LOTModel }
+
+func (p provenLOT) Logits(dst, x []float32, n int) error {
+	logits, _, err := p.Net.ProvenLogits(x, n)
+	if err != nil {
+		return err
+	}
+	for i, v := range logits {
+		dst[i] = float32(v)
+	}
+	return nil
+}
+
 // TestLOTCertificatesSurviveAttacks trains tiny LipConvnets until they
-// certify some points; then a PGD attack at 0.99 of each certified radius
-// never changes a prediction (while at 3 times the radius it flips most),
+// certify some points; every radius is at most the one without the rounding
+// bound (the same float64 logits and margin Lipschitz constants, no
+// rounding); then a PGD attack on the certified float64 pass at 0.99 of each
+// certified radius never changes a prediction (while at 3 times the radius
+// it flips most),
 // and no pair of inputs moves a margin by more
 // than its Lipschitz bound (√2·K, or K·‖ŵ_c − ŵ_j‖ with LLN) times their
 // distance.
@@ -175,7 +196,21 @@ func TestLOTCertificatesSurviveAttacks(t *testing.T) {
 			if certified < 8 {
 				t.Fatalf("only %d of 16 test points certified: the toy model did not learn", certified)
 			}
-			broken, err := certifier.CheckCertificates(tr.Model, x, cert.Results, 0.99, certifier.PGDOptions{Steps: 100, Restarts: 3, Seed: 1})
+			net := tr.Model.(*LOTModel).Net
+			logits, rb, err := net.ProvenLogits(x, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := certifier.CertifyMargins(logits, labels, net.Classes, rb.MarginLipschitz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range cert.Results {
+				if r.Prediction != plain[i].Prediction || !(r.Radius <= plain[i].Radius) {
+					t.Errorf("image %d: prediction %d radius %v, without the rounding bound %d, %v", i, r.Prediction, r.Radius, plain[i].Prediction, plain[i].Radius)
+				}
+			}
+			broken, err := certifier.CheckCertificates(provenLOT{tr.Model.(*LOTModel)}, x, cert.Results, 0.99, certifier.PGDOptions{Steps: 100, Restarts: 3, Seed: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,6 +233,43 @@ func TestLOTCertificatesSurviveAttacks(t *testing.T) {
 			t.Logf("worst margin change / bound: %.4f", probe.WorstRatio)
 			if probe.WorstRatio > 1 {
 				t.Fatalf("a margin changed by %.4f of its Lipschitz bound", probe.WorstRatio)
+			}
+		})
+	}
+}
+
+// TestLOTCertifyRefusesNonFinite: when a weight, a bias or the LLN head is
+// not finite, no bound can be established and Certify fails with an error
+// that says so and names the tensor's layer, instead of returning radii.
+func TestLOTCertifyRefusesNonFinite(t *testing.T) {
+	for _, c := range []struct {
+		name, param, want string
+		lln               bool
+	}{
+		{"weight", "layer1.in_block.conv.weight", "layer1.in_block.conv", false},
+		{"bias", "layer3.out_block.conv.bias", "layer3.out_block.conv", false},
+		{"last layer", "last_layer.weight", "last_layer", false},
+		{"lln head", "last_layer.bias", "last_layer row", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := tinyLOT(10, c.lln)
+			m, err := newModel(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, p := range m.Params() {
+				if p.Name == c.param {
+					p.W[0], found = float32(math.NaN()), true
+				}
+			}
+			if !found {
+				t.Fatalf("no parameter %s", c.param)
+			}
+			x := make([]float32, 2*m.InputSize())
+			_, err = m.Certify(x, []int{0, 1}, cfg.Eps)
+			if err == nil || !strings.Contains(err.Error(), "LOT certificate") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Certify with a NaN in %s: error %v, want one naming %q", c.param, err, c.want)
 			}
 		})
 	}
