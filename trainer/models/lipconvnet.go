@@ -25,7 +25,9 @@ import (
 // Every LOT layer is at most 1-Lipschitz (proved per layer by
 // nn.LOT.LipschitzBound), MaxMin is 1-Lipschitz and a residual mix
 // λ + (1 − λ)σ, so the network is LipschitzBound()-Lipschitz in pixel space, about
-// 1/std.
+// 1/std. Forward runs in float32 (training, evaluation); the certificate is
+// about ProvenLogits, the same network evaluated in float64 with a proven
+// rounding bound (lipconvnet_proof.go).
 type LipConvnet struct {
 	Blocks, Width, Classes, Channels int // b, init channels
 	Residual, LLN                    bool

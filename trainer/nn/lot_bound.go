@@ -13,7 +13,8 @@ import "math"
 // SquaredNormBound, the Cholesky check of s·I − MᴴM with its float64
 // rounding bounded explicitly (specbound.go). It returns +Inf when no bound
 // can be established. The bound is kept until the weights change. It does
-// not cover the float32 rounding of the DFT-based forward pass.
+// not cover the rounding of a forward pass: the certified one is LOT64's
+// float64 evaluation, whose rounding LOT64 bounds.
 func (l *LOT) LipschitzBound() float64 {
 	l.Orthogonalize(false)
 	if l.bound > 0 {
