@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"certmix/trainer/nn"
 )
 
 // TestLipConvnetProvenLogitsMatchLogits: for every tiny LipConvnet (with and
@@ -76,6 +78,160 @@ func TestLipConvnetProvenLogitsRefusesNaN(t *testing.T) {
 			_, _, err := m.ProvenLogits(x, 2)
 			if err == nil || !strings.Contains(err.Error(), strings.TrimSuffix(strings.TrimSuffix(c.param, ".weight"), ".bias")) {
 				t.Fatalf("error %v, want one naming %s", err, c.param)
+			}
+		})
+	}
+}
+
+// spatialLOT is the exact map of a LOT layer built independently of the
+// DFT code: the circular convolution on the padded n×n grid with the kernel
+// k_oc(dy, dx) = n⁻² Σ_{u,v} M̃_oc(u,v) e^{+2πi(u·dy + v·dx)/n} (M̃ the
+// stored half spectrum and its Hermitian extension), evaluated directly in
+// float64, then cropped, plus the bias.
+func spatialLOT(l *nn.LOT) func(out, in []float64) {
+	mo, n, h, _ := l.Spectrum()
+	ci, co, N := l.Cin, l.Cout, l.N
+	oc := co * ci
+	kern := make([]float64, oc*n*n)
+	for o := range co {
+		for c := range ci {
+			for dy := range n {
+				for dx := range n {
+					var s float64
+					for u := range n {
+						for v := range n {
+							var m complex128
+							if v < h {
+								m = complex128(mo[(u*h+v)*oc+o*ci+c])
+							} else {
+								m = complex128(mo[(((n-u)%n)*h+n-v)*oc+o*ci+c])
+								m = complex(real(m), -imag(m))
+							}
+							sn, cs := math.Sincos(2 * math.Pi * float64((u*dy+v*dx)%n) / float64(n))
+							s += real(m)*cs - imag(m)*sn
+						}
+					}
+					kern[((o*ci+c)*n+dy)*n+dx] = s / float64(n*n)
+				}
+			}
+		}
+	}
+	bias := l.Bias.W
+	return func(out, in []float64) {
+		xs := in
+		if l.Stride > 1 { // space-to-depth
+			xs = make([]float64, ci*N*N)
+			s := l.Stride
+			for c := range l.InC {
+				for k1 := range s {
+					for k2 := range s {
+						for i := range N {
+							for j := range N {
+								xs[((c*s*s+k1*s+k2)*N+i)*N+j] = in[(c*l.Size+s*i+k1)*l.Size+s*j+k2]
+							}
+						}
+					}
+				}
+			}
+		}
+		for o := range co {
+			for y := range N {
+				for x := range N {
+					s := float64(bias[o])
+					for c := range ci {
+						for y2 := range N {
+							for x2 := range N {
+								s += kern[((o*ci+c)*n+(y-y2+n)%n)*n+(x-x2+n)%n] * xs[(c*N+y2)*N+x2]
+							}
+						}
+					}
+					out[(o*N+y)*N+x] = s
+				}
+			}
+		}
+	}
+}
+
+// refLogits evaluates the exact network of m on one image with spatialLOT
+// layers (float64, a different algorithm from ProvenLogits').
+func refLogits(m *LipConvnet, x []float32) []float64 {
+	inv := float64(1 / m.Std)
+	cur := make([]float64, m.InputSize())
+	for c := range m.Channels {
+		for j := range inputPlane {
+			cur[c*inputPlane+j] = (float64(x[c*inputPlane+j]) - float64(m.Mean[c])) * inv
+		}
+	}
+	for _, l := range m.Layers {
+		out := make([]float64, l.Conv.OutLen())
+		spatialLOT(l.Conv)(out, cur)
+		minMax64(out, 1, l.Conv.Cout, l.Conv.N*l.Conv.N)
+		if l.Residual {
+			for j := range out {
+				out[j] = float64(l.Lambda)*cur[j] + float64(l.Keep)*out[j]
+			}
+		}
+		cur = out
+	}
+	y := make([]float64, m.Classes)
+	if m.LLN {
+		m.normHead()
+		for j := range y {
+			s := float64(m.HBias.W[j])
+			for t, w := range m.headHat[j*m.Features : (j+1)*m.Features] {
+				s += float64(w) * cur[t]
+			}
+			y[j] = s
+		}
+		return y
+	}
+	spatialLOT(m.Last)(y, cur)
+	return y
+}
+
+// TestLipConvnetRoundingBoundHolds: on tiny LipConvnets (plain, LLN,
+// residual with λ ≠ ½) every margin of ProvenLogits is within its proven
+// rounding bound `at` of the exact network's, computed independently
+// (refLogits: spatial convolutions with kernels summed directly from the
+// spectrum), allowing 1e-12 of the logits' scale for the reference's own
+// float64 error; and the bound is below 1e-9 of 1 + that scale (margins of
+// order one).
+func TestLipConvnetRoundingBoundHolds(t *testing.T) {
+	for _, i := range []int{0, 3, 4} {
+		c := tinyNets[i]
+		t.Run(c.name, func(t *testing.T) {
+			const n = 2
+			m := newTiny(t, i, n)
+			x := randImages(rand.New(rand.NewPCG(uint64(60+i), 1)), n*m.InputSize())
+			got, rb, err := m.ProvenLogits(x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			C := m.Classes
+			for im := range n {
+				ref := refLogits(m, x[im*m.InputSize():(im+1)*m.InputSize()])
+				scale := 0.0
+				for _, v := range ref {
+					scale = max(scale, math.Abs(v))
+				}
+				for cc := range C {
+					for j := range C {
+						if j == cc {
+							continue
+						}
+						at, _, _ := rb.MarginRounding(im, cc, j)
+						d := math.Abs((got[im*C+cc] - got[im*C+j]) - (ref[cc] - ref[j]))
+						if d > at+1e-12*scale {
+							t.Errorf("image %d margin %d-%d: off by %g from the exact network, bound %g", im, cc, j, d, at)
+						}
+						if at > 1e-9*(1+scale) {
+							t.Errorf("image %d margin %d-%d: bound %g over 1e-9 of 1 + the logits' scale %g", im, cc, j, at, scale)
+						}
+						if cc == 0 && j == 1 {
+							t.Logf("image %d: margin off by %.3g, bound %.3g, logits' scale %.3g", im, d, at, scale)
+						}
+					}
+				}
 			}
 		})
 	}

@@ -246,3 +246,13 @@ func reals(c []complex128) []float64 {
 	}
 	return unsafe.Slice((*float64)(unsafe.Pointer(&c[0])), 2*len(c))
 }
+
+// Spectrum returns a copy of the M_orth the layer multiplies with
+// (orthogonalising first if the weights changed): Cout×Cin complex
+// matrices at the half-spectrum frequencies f = u·Half + v, u < n, v < Half,
+// of the n×n padded grid (n = N + 2·Pad, Half = ⌊n/2⌋ + 1). Tests use it to
+// build the layer's exact map independently of the DFT code.
+func (l *LOT) Spectrum() (mo []complex64, n, half, pad int) {
+	l.Orthogonalize(false)
+	return append([]complex64(nil), l.mo...), l.dft.Len, l.dft.Half, l.dft.Pad
+}
