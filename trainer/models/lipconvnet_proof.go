@@ -127,11 +127,13 @@ func (m *LipConvnet) ProvenLogits(x []float32, n int) ([]float64, *LOTRounding, 
 		lip, alpha, bet float64
 	}
 	var ls []layer
+	scratch := &nn.Scratch64{} // the layers run one at a time
 	add := func(l *nn.LOT, res bool, lam, keep float32) error {
 		p, err := l.Float64(chunk)
 		if err != nil {
 			return err
 		}
+		p.Scratch = scratch
 		ly := layer{lot: p, res: res, lam: float64(lam), keep: float64(keep), lip: p.Lip, alpha: p.Alpha, bet: p.Beta}
 		if res {
 			g2 := gamma(2)

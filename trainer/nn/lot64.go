@@ -82,8 +82,23 @@ type LOT64 struct {
 	fy, ey              []complex128 // n×N e^{−2πi u(y+Pad)/n}; N×n e^{+2πi u(y+Pad)/n}
 	mo                  []complex128
 	bias                []float64
-	xs                  []float64
-	bufA, bufB, bufC    []complex128
+	// Scratch holds Forward's buffers; layers run one after another may
+	// share one (nil: Forward makes its own).
+	Scratch *Scratch64
+}
+
+// Scratch64 is LOT64.Forward's scratch, grown on demand, for layers that
+// run one at a time to share.
+type Scratch64 struct {
+	xs               []float64
+	bufA, bufB, bufC []complex128
+}
+
+func growTo[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }
 
 // rootErr is τ, the bound on |computed twiddle − exact| of unitRoot's
@@ -182,13 +197,6 @@ func (l *LOT) Float64(maxBatch int) (*LOT64, error) {
 	if math.IsInf(p.Alpha+p.Beta, 0) || math.IsNaN(p.Alpha+p.Beta) {
 		return nil, fmt.Errorf("LOT layer %s: rounding bound (%v, %v) is not finite (non-finite bias?)", l.Weight.Name, p.Alpha, p.Beta)
 	}
-	mx := max(ci, co)
-	if l.Stride > 1 {
-		p.xs = make([]float64, maxBatch*ci*N*N)
-	}
-	p.bufA = make([]complex128, maxBatch*mx*N*h)
-	p.bufB = make([]complex128, maxBatch*mx*n*h)
-	p.bufC = make([]complex128, maxBatch*mx*n*h)
 	return p, nil
 }
 
@@ -205,27 +213,35 @@ func (p *LOT64) Forward(out, in []float64, b int) {
 		panic("nn: LOT64.Forward: bad slice length or batch")
 	}
 	N, h, n, ci, co := p.N, p.h, p.n, p.Cin, p.Cout
+	if p.Scratch == nil {
+		p.Scratch = &Scratch64{}
+	}
+	sc, mx := p.Scratch, max(ci, co)
+	sc.bufA = growTo(sc.bufA, b*mx*N*h)
+	sc.bufB = growTo(sc.bufB, b*mx*n*h)
+	sc.bufC = growTo(sc.bufC, b*mx*n*h)
 	xs := in
 	if p.Stride > 1 {
-		xs = p.xs[:b*ci*N*N]
+		sc.xs = growTo(sc.xs, b*ci*N*N)
+		xs = sc.xs
 		spaceToDepth(xs, in, b, p.InC, p.Size, p.Stride)
 	}
 	P := b * ci
-	t1 := p.bufA[:P*N*h] // [b][c][y][v]
+	t1 := sc.bufA[:P*N*h] // [b][c][y][v]
 	gemm64.Dgemm(blas.NoTrans, blas.NoTrans, P*N, 2*h, N, 1, xs, N, p.fx, 2*h, 0, reals(t1), 2*h)
-	t2 := p.bufC[:P*N*h] // [y][v][c][b]
+	t2 := sc.bufC[:P*N*h] // [y][v][c][b]
 	for c := range ci {
 		transpose(t2[c*b:], ci*b, t1[c*N*h:], ci*N*h, b, N*h)
 	}
-	xhat := p.bufB[:n*h*P] // [u][v][c][b]
+	xhat := sc.bufB[:n*h*P] // [u][v][c][b]
 	gemm64.Zgemm(blas.NoTrans, blas.NoTrans, n, h*P, N, 1, p.fy, N, t2, h*P, 0, xhat, h*P)
-	zhat := p.bufC[:n*h*co*b] // [u][v][o][b]
+	zhat := sc.bufC[:n*h*co*b] // [u][v][o][b]
 	for f := range n * h {
 		gemm64.Zgemm(blas.NoTrans, blas.NoTrans, co, b, ci, 1, p.mo[f*co*ci:], ci, xhat[f*ci*b:], b, 0, zhat[f*co*b:], b)
 	}
-	t3 := p.bufA[:N*h*co*b] // [y][v][o][b]
+	t3 := sc.bufA[:N*h*co*b] // [y][v][o][b]
 	gemm64.Zgemm(blas.NoTrans, blas.NoTrans, N, h*co*b, n, 1, p.ey, n, zhat, h*co*b, 0, t3, h*co*b)
-	t4 := p.bufB[:N*h*co*b] // [b][o][y][v]
+	t4 := sc.bufB[:N*h*co*b] // [b][o][y][v]
 	for c := range co {
 		transpose(t4[c*N*h:], co*N*h, t3[c*b:], co*b, N*h, b)
 	}
