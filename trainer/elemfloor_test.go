@@ -17,7 +17,7 @@ var floorLadder = []float64{1e-2, 1e-1, 3e-1, 1}
 // TestElemFloorsAgainstPyTorch holds every exception of elemFloor to what
 // float32 PyTorch does on the same reference file
 // (testdata/tools/torch_deviation.py recomputes each array from the same
-// weights and inputs): certmix's deviation is no more than twice
+// weights and inputs, and reproduces the file in float64): certmix's deviation is no more than twice
 // PyTorch's, the floor admits PyTorch's deviation with a factor 2 to spare,
 // and the next smaller floor of floorLadder would not, so that no floor is
 // looser than float32 needs. The LiResNet gradients are compared with
@@ -31,9 +31,19 @@ func TestElemFloorsAgainstPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s testdata/tools/torch_deviation.py (needs python3-numpy and python3-torch): %v\n%s", python, err, stderrOf(err))
 	}
-	var torch struct{ Shipped, Exact map[string]map[string]float64 }
+	var torch struct{ Shipped, Exact, Float64 map[string]map[string]float64 }
 	if err := json.Unmarshal(out, &torch); err != nil {
 		t.Fatalf("torch_deviation.py output: %v\n%s", err, out)
+	}
+	// The script's yardstick is only as good as its computation: in
+	// float64 it must reproduce every array it measures.
+	if len(torch.Float64) != len(torch.Shipped) {
+		t.Errorf("torch_deviation.py measured %d arrays in float64, %d in float32", len(torch.Float64), len(torch.Shipped))
+	}
+	for name, m := range torch.Float64 {
+		if m["rel"] > 1e-9 || math.IsNaN(m["rel"]) {
+			t.Errorf("%s: torch_deviation.py in float64 is %.2g from the reference: it does not compute what the reference holds", name, m["rel"])
+		}
 	}
 
 	recorded = map[string][]recording{}

@@ -29,7 +29,7 @@ and prints, per array, the measures the Go test's relClose applies:
 
   python3 testdata/tools/torch_deviation.py              # float32, a table
   python3 testdata/tools/torch_deviation.py --dtype float64   # checks this script: about 1e-9 everywhere
-  python3 testdata/tools/torch_deviation.py --json       # what trainer's TestElemFloorsAgainstPyTorch reads
+  python3 testdata/tools/torch_deviation.py --json       # what trainer's TestElemFloorsAgainstPyTorch reads (with float64 too)
 
 It prints the LiResNet gradients twice. "shipped" is the authors' code as the
 reference file holds it, whose power iterations move their start vector in
@@ -202,6 +202,10 @@ def main():
     shipped.update(linf_dist(dtype))
     out = {"shipped": shipped, "exact": liresnet(dtype, exact=True)}
     if args.json:
+        # The same computation in float64, which must reproduce the files:
+        # the check that this script computes what the authors' code did.
+        out["float64"] = liresnet(torch.float64)
+        out["float64"].update(linf_dist(torch.float64))
         json.dump(out, sys.stdout, indent=1, sort_keys=True)
         print()
         return
