@@ -30,6 +30,7 @@ and prints, per array, the measures the Go test's relClose applies:
   python3 testdata/tools/torch_deviation.py              # float32, a table
   python3 testdata/tools/torch_deviation.py --dtype float64   # checks this script: about 1e-9 everywhere
   python3 testdata/tools/torch_deviation.py --json       # what trainer's TestElemFloorsAgainstPyTorch reads (with float64 too)
+  python3 testdata/tools/torch_deviation.py --json --exact-npz F   # and F: the float64 exact LiResNet gradients
 
 It prints the LiResNet gradients twice. "shipped" is the authors' code as the
 reference file holds it, whose power iterations move their start vector in
@@ -80,7 +81,7 @@ def _advance_elsewhere(vector, x):
     vector.data = vector.data + (x - vector).detach()
 
 
-def liresnet(dtype, exact=False):
+def liresnet(dtype, exact=False, grads=None):
     """The LiResNet gradients. exact=False is the authors' code as shipped
     (and as the reference holds): the start vectors move in place after the
     500 iterations, so the first iteration's weight gradient reads the last
@@ -91,12 +92,12 @@ def liresnet(dtype, exact=False):
     if exact:
         tg._advance = _advance_elsewhere
     try:
-        return _liresnet(dtype)
+        return _liresnet(dtype, grads)
     finally:
         tg._advance = saved
 
 
-def _liresnet(dtype):
+def _liresnet(dtype, grads=None):
     ref = np.load(os.path.join(TESTDATA, "liresnet_ref_L2W16.npz"))
     torch.manual_seed(0)
     m = tg.GloroNet(2, 16, classes=10, channels=3).to(dtype)
@@ -110,6 +111,8 @@ def _liresnet(dtype):
     out = {}
     for name, p in m.named_parameters():
         out["grad/" + name] = measure(p.grad.numpy(), ref["grad/" + name])
+        if grads is not None:
+            grads["grad/" + name] = p.grad.numpy()
     return out
 
 
@@ -195,8 +198,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--json", action="store_true", help="one JSON object: array name -> measures")
+    ap.add_argument("--exact-npz", metavar="PATH",
+                    help="also write the LiResNet gradients of K as computed (exact), in float64, to PATH (np.savez)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.exact_npz:
+        grads = {}
+        liresnet(torch.float64, exact=True, grads=grads)
+        np.savez(args.exact_npz, **grads)
     dtype = getattr(torch, args.dtype)
     shipped = liresnet(dtype)
     shipped.update(linf_dist(dtype))
