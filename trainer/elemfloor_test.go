@@ -21,8 +21,9 @@ var floorLadder = []float64{1e-2, 1e-1, 3e-1, 1}
 // TestElemFloorsAgainstPyTorch holds every exception of elemFloor to what
 // float32 PyTorch does on the same reference file
 // (testdata/tools/torch_deviation.py recomputes each array from the same
-// weights and inputs, and reproduces the file in float64): certmix's deviation is no more than twice
-// PyTorch's, the floor admits PyTorch's deviation with a factor 2 to spare,
+// weights and inputs, and reproduces the file in float64): certmix's
+// deviation is no more than twice PyTorch's, the floor admits PyTorch's
+// deviation with a factor 2 to spare,
 // and the next smaller floor of floorLadder would not, so that no floor is
 // looser than float32 needs. The LiResNet gradients are compared with
 // PyTorch's gradient of K as computed ("exact"), which certmix
