@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"certmix/rundir"
 	"certmix/shards"
 )
 
@@ -39,6 +41,52 @@ func Holdout(m *shards.Manifest, n int, seed uint64) ([]int64, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// HoldoutSplit chooses n rows of the real training set d (given as url) by
+// [Holdout] with seed and reads them: the record a run keeps of its
+// validation split (rundir.Val, val.json) and the rows' ids, labels and
+// images, in row order. Only the record batches that hold a chosen row are
+// read. certmix train holds these rows out of its own sampler; a sweep's
+// external cells hold the same rows out of the sampler servers that feed
+// their trainer.
+func HoldoutSplit(ctx context.Context, d *shards.Dataset, url string, n int, seed uint64) (rundir.Val, *shards.Rows, error) {
+	m := d.Manifest
+	rows, err := Holdout(m, n, seed)
+	if err != nil {
+		return rundir.Val{}, nil, fmt.Errorf("%s: %w", d, err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return rundir.Val{}, nil, fmt.Errorf("%s: %w", d, err)
+	}
+	v := rundir.Val{Dataset: url, Manifest: fmt.Sprintf("%016x", xxhash.Sum64(data)), Seed: seed, Rows: rows}
+	ib := m.ImageBytes()
+	out := &shards.Rows{Images: make([]byte, 0, n*ib)}
+	var rec shards.Rows
+	var start int64
+	next := rows
+	for i, s := range m.Shards {
+		for j, b := range s.Batches {
+			end := start + b.Rows
+			if len(next) > 0 && next[0] < end {
+				rec.Reset() // ReadBatch appends
+				if err := d.ReadBatch(ctx, i, j, &rec); err != nil {
+					return rundir.Val{}, nil, fmt.Errorf("read the validation split of %s: %w", d, err)
+				}
+				for len(next) > 0 && next[0] < end {
+					r := int(next[0] - start)
+					out.IDs = append(out.IDs, rec.IDs[r])
+					out.Labels = append(out.Labels, rec.Labels[r])
+					out.Images = append(out.Images, rec.Images[r*ib:(r+1)*ib]...)
+					next = next[1:]
+				}
+			}
+			start = end
+		}
+	}
+	v.IDs = out.IDs
+	return v, out, nil
 }
 
 // checkExclude returns rows sorted, after checking that they are distinct

@@ -406,9 +406,9 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	}
 }
 
-// TestS3OutageIsBridged: the S3 server stops for a moment while batches
-// stream; reads are retried with backoff and the batches are those of an
-// uninterrupted run.
+// TestS3OutageIsBridged: the S3 server stops while batches stream, until a
+// read has failed against it; reads are retried with backoff and the
+// batches are those of an uninterrupted run.
 func TestS3OutageIsBridged(t *testing.T) {
 	srv := s3test.StartPrivate(t)
 	bucket := srv.Bucket(t)
@@ -432,17 +432,35 @@ func TestS3OutageIsBridged(t *testing.T) {
 	}
 	defer it.Close()
 	before := shards.S3Stats()
+	restarted := make(chan error, 1)
 	var got []Batch
 	for i := range 30 {
 		if i == 10 {
 			srv.Stop()
-			go func() { time.Sleep(400 * time.Millisecond); srv.Restart() }()
+			down := shards.S3Stats().Failures
+			// The server comes back once a request has failed against it
+			// (the outage was met and is being retried), which under load
+			// a fixed pause could miss or outlast; Restart returns when it
+			// answers again.
+			go func() {
+				start := time.Now()
+				for deadline := start.Add(10 * time.Second); shards.S3Stats().Failures == down && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				met := time.Since(start)
+				err := srv.Restart()
+				t.Logf("outage: first failed request after %v, server back after %v", met.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+				restarted <- err
+			}()
 		}
 		b, err := it.Next(ctx)
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		got = append(got, b.Clone())
+	}
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
 	}
 	if err := equalBatches(got, want); err != nil {
 		t.Error(err)

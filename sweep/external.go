@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"certmix/rundir"
 	"certmix/sampler"
 	"certmix/sampler/serve"
 	"certmix/shards"
@@ -28,7 +29,7 @@ import (
 // cell's and the rank's values when the command runs.
 //
 //	CERTMIX_CELL              the cell's name
-//	CERTMIX_SOCKET            the training batches' server: unix:PATH (the cell's data, fraction, seed, per-rank batch, world size)
+//	CERTMIX_SOCKET            the training batches' server: unix:PATH (the cell's data less the validation split, fraction, seed, per-rank batch, world size)
 //	CERTMIX_TEST_SOCKET       the test set's server: each batch is every test image once, unaugmented
 //	CERTMIX_RANK              this process's rank, 0..CERTMIX_WORLD_SIZE-1 (also RANK, LOCAL_RANK, CERTMIX_LOCAL_RANK)
 //	CERTMIX_WORLD_SIZE        ranks (also WORLD_SIZE; MASTER_ADDR and MASTER_PORT for torch.distributed)
@@ -40,7 +41,7 @@ import (
 //	CERTMIX_RESUME_SAMPLER    CERTMIX_SAMPLER_STATE when it exists at the start of an attempt, else empty
 //	CERTMIX_EPOCHS, CERTMIX_SEED, CERTMIX_PRESET, CERTMIX_FRACTION   the cell's axes
 //	CERTMIX_BATCH             images per step over all ranks; CERTMIX_RANK_BATCH per rank
-//	CERTMIX_STEPS_PER_EPOCH   steps of an epoch (the real set's size over CERTMIX_BATCH)
+//	CERTMIX_STEPS_PER_EPOCH   steps of an epoch (the real images trained on, less the validation split, over CERTMIX_BATCH)
 //	CERTMIX_CLASSES           classes of the real set
 //	CERTMIX_CHECKPOINT_EVERY  steps between checkpoints, when the sweep file sets it
 var TrainerVars = []string{"CERTMIX_CELL", "CERTMIX_SOCKET", "CERTMIX_TEST_SOCKET", "CERTMIX_RANK", "CERTMIX_LOCAL_RANK",
@@ -60,7 +61,9 @@ const (
 // earlier attempt finished it) and imports its state dict into
 // train/last.safetensors with certmix import through r. The sampler
 // servers live exactly as long as this call: they start before the ranks
-// and stop when the ranks have ended, however they end.
+// and stop when the ranks have ended, however they end. A cell with a
+// validation split records it in train/val.json first, as certmix train
+// --val does, and its training server never serves those images.
 func trainExternal(ctx context.Context, cd string, c Cell, r Runner, log io.Writer) error {
 	out := filepath.Join(cd, "train")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -71,6 +74,9 @@ func trainExternal(ctx context.Context, cd string, c Cell, r Runner, log io.Writ
 		// A state dict without the marker is from an attempt that did not
 		// end well: never import it.
 		os.Remove(stateDict)
+		if err := recordVal(ctx, out, c); err != nil {
+			return err
+		}
 		if err := runTrainer(ctx, cd, c, log); err != nil {
 			return err
 		}
@@ -86,6 +92,37 @@ func trainExternal(ctx context.Context, cd string, c Cell, r Runner, log io.Writ
 		imp = append(imp, "--arch", c.Trainer.Arch)
 	}
 	return step(ctx, r, imp, log)
+}
+
+// recordVal writes the cell's validation split to out/val.json (nothing
+// when it has none). An earlier attempt's must hold out the same images:
+// its trainer's checkpoint and sampler state were made without them.
+func recordVal(ctx context.Context, out string, c Cell) error {
+	t := c.Trainer
+	if t.Val == 0 {
+		return nil
+	}
+	real, err := shards.Open(ctx, c.Real, shards.S3ConfigFromEnv())
+	if err != nil {
+		return fmt.Errorf("real data: %w", err)
+	}
+	v, _, err := sampler.HoldoutSplit(ctx, real, c.Real, t.Val, t.ValSeed)
+	if err != nil {
+		return fmt.Errorf("validation split (val: %d, val_seed: %d): %w", t.Val, t.ValSeed, err)
+	}
+	path := filepath.Join(out, rundir.ValFile)
+	if _, err := os.Stat(path); err == nil {
+		old, err := rundir.ReadVal(out)
+		if err != nil {
+			return err
+		}
+		if !old.Same(v) {
+			return fmt.Errorf("%s holds out other images (seed %d, %d rows of dataset %s) than the cell's val: %d, val_seed: %d",
+				path, old.Seed, len(old.Rows), old.Manifest, t.Val, t.ValSeed)
+		}
+		return nil
+	}
+	return rundir.WriteVal(out, v)
 }
 
 // servers are a cell's two sampler servers.
@@ -106,6 +143,13 @@ func serverConfigs(ctx context.Context, c Cell) (train, test sampler.Config, cla
 		return train, test, 0, fmt.Errorf("real data: %w", err)
 	}
 	sources := []sampler.Source{{Dataset: real, Fraction: 1}}
+	if t := c.Trainer; t.Val > 0 {
+		// The rows recordVal wrote to val.json: they depend on the real
+		// set and the seed alone.
+		if sources[0].Exclude, err = sampler.Holdout(real.Manifest, t.Val, t.ValSeed); err != nil {
+			return train, test, 0, fmt.Errorf("validation split of %s (val: %d, val_seed: %d): %w", c.Real, t.Val, t.ValSeed, err)
+		}
+	}
 	if c.Fraction > 0 {
 		gen, err := shards.Open(ctx, c.GeneratedURL, s3)
 		if err != nil {

@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"certmix/internal/testsets"
+	"certmix/rundir"
 	"certmix/sampler"
 	"certmix/shards"
 )
@@ -22,7 +24,7 @@ import (
 const python = "/usr/bin/python3"
 
 // stubTrainer is an external trainer that reads two batches of its rank
-// from CERTMIX_SOCKET and the test batch from CERTMIX_TEST_SOCKET,
+// (STUB_BATCHES; "epoch": CERTMIX_STEPS_PER_EPOCH) from CERTMIX_SOCKET and the test batch from CERTMIX_TEST_SOCKET,
 // records them, its environment and its arguments in
 // CERTMIX_OUT/seen-rankR.json, writes a state dict (rank 0) and exits with
 // STUB_EXIT (default 0).
@@ -32,9 +34,11 @@ sys.path.insert(0, %q)
 import numpy as np
 import certmix_client as cm
 rank = int(os.environ["CERTMIX_RANK"])
+n = os.environ.get("STUB_BATCHES", "2")
+n = int(os.environ["CERTMIX_STEPS_PER_EPOCH"] if n == "epoch" else n)
 with cm.connect(os.environ["CERTMIX_SOCKET"], rank=rank) as c:
     info = c.info
-    batches = [c.read_batch(copy=True) for _ in range(2)]
+    batches = [c.read_batch(copy=True) for _ in range(n)]
 with cm.connect(os.environ["CERTMIX_TEST_SOCKET"]) as c:
     test = c.read_batch(copy=True)
 env = {k: v for k, v in os.environ.items() if k.startswith("CERTMIX_") or k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
@@ -51,10 +55,11 @@ if rank == 0:
     np.savez(os.environ["CERTMIX_STATE_DICT"], w=np.zeros(3))
 `
 
-// externalSweep writes 8x8 real, generated and test datasets, a stub
-// trainer, and a sweep of grid (with trainer, the trainer's YAML fields
-// after its command) over them.
-func externalSweep(t *testing.T, grid, trainer string) (dir string, p *Plan) {
+// externalSweep writes 8x8 real, generated and test datasets (100 images
+// each; ids 0.., 1000.., 2000..), a stub trainer, and a sweep of grid (with
+// trainer, the trainer's YAML fields after its command, and top, more
+// top-level lines such as val:) over them.
+func externalSweep(t *testing.T, grid, trainer, top string) (dir string, p *Plan) {
 	t.Helper()
 	if out, err := exec.Command(python, "-c", "import numpy").CombinedOutput(); err != nil {
 		t.Fatalf("%s with numpy is needed (apt-get install python3-numpy): %v\n%s", python, err, out)
@@ -81,7 +86,8 @@ name: ext
 data: {real: %[1]s/real, test: %[1]s/test, generated: {g: %[1]s/gen}}
 trainer: {command: [%[2]s, %[3]s, --epochs, "${CERTMIX_EPOCHS}", --rank, "${CERTMIX_RANK}"], %[5]s}
 grids: [%[4]s]
-`, data, python, stub, grid, trainer)
+%[6]s
+`, data, python, stub, grid, trainer, top)
 	f, src, err := Parse([]byte(file), env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +131,7 @@ func readSeen(t *testing.T, cd string, rank int) seen {
 // state dict is imported and certified, the cell is done and a second run
 // skips it.
 func TestExternalCell(t *testing.T) {
-	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: 0.3, epochs: 2, seed: 5}", "gpus: 2, batch: 20")
+	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: 0.3, epochs: 2, seed: 5}", "gpus: 2, batch: 20", "val: 0")
 	c := p.Cells[0]
 	if c.Trainer == nil || c.Trainer.Ranks != 2 || c.Train != nil {
 		t.Fatalf("cell %+v, want an external trainer of 2 ranks and no certmix train flags", c)
@@ -210,11 +216,101 @@ func TestExternalCell(t *testing.T) {
 	}
 }
 
+// TestExternalCellHoldsOutVal: in a sweep with val: 20 (of 100 real
+// images), both external cells (fraction 0 and 0.5) record the same
+// validation split in train/val.json, the split sampler.Holdout chooses for
+// the real set and val_seed, and their trainer is never served one of its
+// images: an epoch is (100 - 20) / 10 steps, and at fraction 0 it serves
+// every other real image exactly once.
+func TestExternalCellHoldsOutVal(t *testing.T) {
+	const real, val = 100, 20
+	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: [0, 0.5], epochs: 1, seed: 3}", "batch: 10", "val: 20\nval_seed: 7")
+	if len(p.Cells) != 2 {
+		t.Fatalf("%d cells, want 2", len(p.Cells))
+	}
+	t.Setenv("STUB_BATCHES", "epoch")
+	ctx := context.Background()
+	d, err := shards.Open(ctx, p.Cells[0].Real, shards.S3Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := sampler.Holdout(d.Manifest, val, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldOut := map[int64]bool{}
+	for _, r := range rows {
+		heldOut[r] = true // real ids are row indices
+	}
+	for _, c := range p.Cells {
+		if c.Trainer.Val != val || c.Trainer.ValSeed != 7 {
+			t.Fatalf("%s: trainer %+v, want val 20, val_seed 7", c.Name, c.Trainer)
+		}
+		if _, err := RunCell(ctx, dir, c, &fakeCertmix{}); err != nil {
+			log, _ := os.ReadFile(LogPath(dir, c.Name))
+			t.Fatalf("%s: %v\n%s", c.Name, err, log)
+		}
+		cd := CellDir(dir, c.Name)
+		rec, err := rundir.ReadVal(filepath.Join(cd, "train"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rec.Rows, rows) || !slices.Equal(rec.IDs, rows) || rec.Seed != 7 || rec.Dataset != c.Real {
+			t.Errorf("%s: val.json %+v, want rows and ids %v of %s, seed 7", c.Name, rec, rows, c.Real)
+		}
+		s := readSeen(t, cd, 0)
+		if want := fmt.Sprint((real - val) / 10); s.Env["CERTMIX_STEPS_PER_EPOCH"] != want || len(s.IDs) != (real-val)/10 {
+			t.Errorf("%s: %s steps per epoch, %d batches read, want %s", c.Name, s.Env["CERTMIX_STEPS_PER_EPOCH"], len(s.IDs), want)
+		}
+		var served []int64
+		for _, b := range s.IDs {
+			for _, id := range b {
+				if id < 1000 { // the real set's
+					served = append(served, id)
+				}
+			}
+		}
+		for _, id := range served {
+			if heldOut[id] {
+				t.Errorf("%s: the trainer was served held-out image %d", c.Name, id)
+			}
+		}
+		if c.Fraction == 0 {
+			slices.Sort(served)
+			var want []int64
+			for id := range int64(real) {
+				if !heldOut[id] {
+					want = append(want, id)
+				}
+			}
+			if !slices.Equal(served, want) {
+				t.Errorf("%s: an epoch served %d real images %v, want the %d not held out, once each", c.Name, len(served), served, len(want))
+			}
+		} else if len(served) == 0 {
+			t.Errorf("%s: no real image served", c.Name)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(CellDir(dir, p.Cells[0].Name), "train", rundir.ValFile))
+	b, _ := os.ReadFile(filepath.Join(CellDir(dir, p.Cells[1].Name), "train", rundir.ValFile))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("the cells hold out different splits:\n%s\n%s", a, b)
+	}
+	// An attempt whose split differs from the one an earlier attempt
+	// recorded (its checkpoint was made without those images) is refused.
+	c := p.Cells[0]
+	other := *c.Trainer
+	other.ValSeed = 8
+	c.Trainer = &other
+	if err := recordVal(ctx, filepath.Join(CellDir(dir, c.Name), "train"), c); err == nil || !strings.Contains(err.Error(), "holds out other images") {
+		t.Errorf("another split over an earlier attempt's: %v, want a refusal", err)
+	}
+}
+
 // TestExternalTrainerFails: a trainer that exits non-zero after reading
 // from the server leaves a failed cell, never a done one, with its output
 // in the cell's log, nothing imported, and its servers stopped.
 func TestExternalTrainerFails(t *testing.T) {
-	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: [0], epochs: 1}", "batch: 10")
+	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: [0], epochs: 1}", "batch: 10", "val: 0")
 	c := p.Cells[0]
 	t.Setenv("STUB_EXIT", "3")
 	fake := &fakeCertmix{}
@@ -301,7 +397,7 @@ grids:
 // TestSubmitAsksForTheTrainersGPUs: the array tasks of cells whose
 // trainer has gpus: N ask Slurm for N GPUs.
 func TestSubmitAsksForTheTrainersGPUs(t *testing.T) {
-	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: 0, epochs: 1}", "gpus: 2, batch: 10")
+	dir, p := externalSweep(t, "{preset: gloro-xs, fraction: 0, epochs: 1}", "gpus: 2, batch: 10", "val: 0")
 	bin := t.TempDir()
 	record := filepath.Join(bin, "args")
 	os.WriteFile(filepath.Join(bin, "sbatch"), []byte("#!/bin/sh\necho \"$@\" >> "+record+"\necho 7\n"), 0o755)

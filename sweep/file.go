@@ -48,7 +48,8 @@ type File struct {
 	// training as its validation split (certmix train --val), which
 	// chooses best.safetensors instead of test images; the split depends
 	// on the real set and val_seed alone, so every cell holds out the same
-	// images. Absent: [DefaultVal]; 0: none.
+	// images. Cells of an external trainer hold them out of their training
+	// server (and choose no best checkpoint). Absent: [DefaultVal]; 0: none.
 	Val     *int   `yaml:"val"`
 	ValSeed uint64 `yaml:"val_seed"`
 	// Trainer, when set, trains every cell with this command instead of

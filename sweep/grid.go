@@ -57,6 +57,12 @@ type External struct {
 	Batch           int `json:"batch"`
 	CropPad         int `json:"crop_pad"`
 	CheckpointEvery int `json:"checkpoint_every,omitempty"`
+	// Val real training images are held out of the cell's training
+	// batches, chosen by sampler.Holdout with ValSeed: the sweep's
+	// validation split, the same images certmix train --val holds out of
+	// the sweep's other cells (0: none).
+	Val     int    `json:"val,omitempty"`
+	ValSeed uint64 `json:"val_seed,omitempty"`
 }
 
 func newExternal(t *Trainer, dir string) *External {
@@ -168,6 +174,9 @@ func Expand(f *File, dir string) ([]Cell, error) {
 								c.Name = c.name(true)
 								if trainer != nil {
 									c.Trainer = newExternal(trainer, dir)
+									if n := f.ValImages(); n > 0 {
+										c.Trainer.Val, c.Trainer.ValSeed = n, f.ValSeed
+									}
 								} else {
 									c.Train = c.trainFlags(train)
 								}

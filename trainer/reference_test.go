@@ -80,8 +80,10 @@ func TestLiResNetReproducesTheAuthors(t *testing.T) {
 		tol := 2e-3
 		if strings.HasPrefix(p.Name, "backbone.") && strings.HasSuffix(p.Name, ".weight") {
 			// The blocks' kernels are near the identity, so their top
-			// singular values nearly tie and the gradient through 500
-			// power iterations amplifies float32 rounding: 5e-3 measured.
+			// singular values nearly tie and the first of 500 power
+			// iterations still weighs in, where the shipped gradient reads
+			// another vector than certmix (see elemFloor): 5e-3 measured,
+			// as in float64 PyTorch with the vector read as certmix does.
 			tol = 1e-2
 		}
 		relClose(t, "grad/"+p.Name, f64(p.G), want.Data, tol)
@@ -100,60 +102,107 @@ func f64(x []float32) []float64 {
 // as a fraction of the array's largest magnitude: each element must satisfy
 // |got − want| ≤ tol·(|want| + floor·max|want|). The default, 1e-2, holds
 // every element to the tolerance unless it is a hundred times smaller than
-// the array's largest. The exceptions are arrays whose small entries are
-// sums of terms that cancel, where float32 keeps only an absolute error of
-// about tol·max|want| (measured, as a multiple of the tolerance: the worst
-// element at floor 1e-2 and at the floor used):
+// the array's largest. The exceptions are arrays whose small entries keep
+// only an absolute error of about tol·max|want|. TestElemFloorsAgainstPyTorch
+// checks each against float32 PyTorch on the same file
+// (testdata/tools/torch_deviation.py): the numbers below are the worst
+// element as a multiple of tol, PyTorch float32 / certmix, at the default
+// floor and at the floor used; each floor is the smallest of 1e-2, 1e-1,
+// 3e-1 and 1 that keeps both under half the tolerance.
+//
+// The LiResNet gradients through K are not compared with the file's own
+// numbers there but with PyTorch's gradient of K as computed: the authors'
+// code moves each power-iteration start vector in place after the
+// iterations, so their backward pass reads the last iterate where the first
+// iteration read the start vector (train_gloro._advance). certmix
+// backpropagates the iterations as they ran, so it differs from the file by
+// as much in float64 as in float32: up to 5e-3 relative on a block's kernel,
+// where the near-identity kernels' top singular values nearly tie and the
+// first iteration still weighs in after 500. Float32 PyTorch computing the
+// shipped gradient is within 3e-6 of the file (elem 0.02 x tol at 1e-2), so
+// these floors measure that difference, not rounding. Against float64
+// PyTorch's gradient of K as computed, certmix's LiResNet gradients need no
+// exception: TestElemFloorsAgainstPyTorch holds every one of them to 2e-3
+// at the default floor (relative error 3e-6 or less but the neck's 4x4
+// conv, 1.8e-5; worst element 0.6 x tol on that conv, 0.08 x tol elsewhere).
 var elemFloor = map[string]float64{
-	// LiResNet: the blocks' kernels are near the identity and their
-	// gradients flow through 500 power iterations (4.6x and 18x at 1e-2;
-	// 0.07x and 0.45x at 1); the affine scales' gradients sum over whole
-	// channels (7.8x; 0.24x).
-	"grad/backbone.0.weight": 1, "grad/backbone.2.weight": 1,
-	"grad/backbone.0.affine": 1, "grad/backbone.2.affine": 1,
-	// The 512-unit linear layer's and the stem's weight gradients sum over
-	// the batch and every position (16x and 3.6x; 0.22x and 0.06x at 1); the
-	// neck's 4x4 conv is 0.6x at 1e-2, so it gets 1e-1 (0.06x) for headroom.
-	"grad/neck.3.weight": 1, "grad/stem.0.weight": 1, "grad/neck.0.weight": 1e-1,
-	// l_inf-dist: the diagonal of the identity-initialised layer (see the
-	// test; 7.1x; 0.28x), and the interval-bound margins, differences of
-	// upper and lower bounds of similar size divided by 2ε (5x; 0.13x).
+	// Blocks' kernels, tol 1e-2: 4.6/4.6 at 1e-2, 0.22/0.22 at 0.3 (block 0);
+	// 18/18 at 1e-2, 0.45/0.45 at 1 (block 2).
+	"grad/backbone.0.weight": 3e-1, "grad/backbone.2.weight": 1,
+	// Affine scales, tol 2e-3: 0.65/0.65 at 1e-2, 0.35/0.35 at 0.3 (block 0);
+	// 7.8/7.8 at 1e-2, 0.24/0.24 at 1 (block 2).
+	"grad/backbone.0.affine": 3e-1, "grad/backbone.2.affine": 1,
+	// Stem and the 512-unit linear layer, tol 2e-3: 3.6/3.6 at 1e-2,
+	// 0.48/0.48 at 0.1; 16/16 at 1e-2, 0.22/0.22 at 1. The neck's 4x4 conv is
+	// float32 rounding alone (the two gradients agree to 1e-13 in float64:
+	// its top singular value stands apart, so the first of 500 iterations no
+	// longer counts): 0.98/0.6 at 1e-2, 0.15/0.06 at 0.1.
+	"grad/stem.0.weight": 1e-1, "grad/neck.3.weight": 1, "grad/neck.0.weight": 1e-1,
+	// l_inf-dist, float32 rounding: the diagonal of the identity-initialised
+	// layer (see the test), tol 5e-2: 8.4/7.1 at 1e-2, 0.23/0.28 at 1; the
+	// interval-bound margins, differences of upper and lower bounds of
+	// similar size divided by 2ε, tol 1e-5: 4.9/4.9 and 5/5 at 1e-2,
+	// 0.4/0.4 and 0.3/0.3 at 0.3.
 	"grad_p8/fc_dist.1.weight diagonal": 1,
-	"eval_inf_ibp_margin_eps_test":      1, "eval_inf_ibp_margin_eps_small": 1,
+	"eval_inf_ibp_margin_eps_test":      3e-1, "eval_inf_ibp_margin_eps_small": 3e-1,
 }
 
 // relClose checks ‖got − want‖ / ‖want‖ <= tol, the error of the array as a
 // whole, and each element against tol as elemFloor says, so that one wrong
-// small entry is not hidden by the norm of the rest.
+// small entry is not hidden by the norm of the rest. With -v it logs both
+// measures; testdata/tools/torch_deviation.py prints the same ones for
+// float32 PyTorch.
 func relClose(t *testing.T, name string, got, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d values, want %d", name, len(got), len(want))
 		return
 	}
-	var num, den, largest float64
+	if recorded != nil {
+		recorded[name] = append(recorded[name], recording{got, want, tol})
+	}
+	var num, den float64
 	for i := range got {
 		num += (got[i] - want[i]) * (got[i] - want[i])
 		den += want[i] * want[i]
-		largest = max(largest, math.Abs(want[i]))
 	}
 	rel := math.Sqrt(num / max(den, 1e-300))
 	if rel > tol || math.IsNaN(rel) {
 		t.Errorf("%s: relative error %.2e > %.0e (got %.6g..., want %.6g...)", name, rel, tol, got[0], want[0])
-	} else {
-		t.Logf("%s: relative error %.2e", name, rel)
 	}
 	floor, ok := elemFloor[name]
 	if !ok {
 		floor = 1e-2
 	}
-	worst, at := 0.0, 0
+	worst, at, largest := elemDeviation(got, want, floor)
+	t.Logf("%s: relative error %.2e; worst element %.2e at floor %g (%.2g x tol), %.2e at floor 1e-2 (%.2g x tol)",
+		name, rel, worst, floor, worst/tol, first(elemDeviation(got, want, 1e-2)), first(elemDeviation(got, want, 1e-2))/tol)
+	if worst > tol || math.IsNaN(worst) {
+		t.Errorf("%s[%d] = %.8g, want %.8g: off by %.2g times the tolerance %.0e·(|want| + %g·%.3g)", name, at, got[at], want[at], worst/tol, tol, floor, largest)
+	}
+}
+
+// elemDeviation is the largest |got − want| / (|want| + floor·max|want|)
+// over the elements, the element where it is, and max|want|.
+func elemDeviation(got, want []float64, floor float64) (worst float64, at int, largest float64) {
+	for _, w := range want {
+		largest = max(largest, math.Abs(w))
+	}
 	for i := range got {
-		if e := math.Abs(got[i]-want[i]) / (tol * (math.Abs(want[i]) + floor*largest)); e > worst || math.IsNaN(e) {
+		if e := math.Abs(got[i]-want[i]) / (math.Abs(want[i]) + floor*largest); e > worst || math.IsNaN(e) {
 			worst, at = e, i
 		}
 	}
-	if worst > 1 || math.IsNaN(worst) {
-		t.Errorf("%s[%d] = %.8g, want %.8g: off by %.2g times the tolerance %.0e·(|want| + %g·%.3g)", name, at, got[at], want[at], worst, tol, floor, largest)
-	}
+	return worst, at, largest
+}
+
+func first(x float64, _ int, _ float64) float64 { return x }
+
+// recorded, when not nil, collects every array relClose checks, by name (one
+// recording per distance-kernel path), for TestElemFloorsAgainstPyTorch.
+var recorded map[string][]recording
+
+type recording struct {
+	got, want []float64
+	tol       float64
 }

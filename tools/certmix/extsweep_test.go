@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"certmix/certifier"
+	"certmix/rundir"
 	"certmix/sampler"
 	"certmix/shards"
 	"certmix/sweep"
@@ -189,8 +190,8 @@ func TestSweepPyTorchCells(t *testing.T) {
 	if len(want) == 0 || !bytes.Equal(got, want) {
 		t.Errorf("the resumed cell trained on other batches than the uninterrupted one:\n%s\nwant\n%s", got, want)
 	}
-	if n := bytes.Count(want, []byte("\n")); n != 40 {
-		t.Errorf("%d batches logged, want 2 epochs of 20", n)
+	if n := bytes.Count(want, []byte("\n")); n != 36 {
+		t.Errorf("%d batches logged, want 2 epochs of 18 (640 - 64 real images in batches of 32)", n)
 	}
 	firstLog, _ := os.ReadFile(sweep.LogPath(killed, first))
 	if strings.Count(string(firstLog), "attempt:") != 1 {
@@ -201,8 +202,9 @@ func TestSweepPyTorchCells(t *testing.T) {
 
 // TestSweepPyTorchTwoRanks runs a cell with gpus: 2 as two CPU ranks
 // (torch.distributed's gloo): each rank trained on its own rank's stream,
-// the batches of the sampler at that rank and world size 2, and the cell
-// is certified.
+// the batches of the sampler at that rank and world size 2 with the
+// sweep's validation split held out (recorded in val.json; no held-out
+// image trained on), and the cell is certified.
 func TestSweepPyTorchTwoRanks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -227,7 +229,21 @@ func TestSweepPyTorchTwoRanks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := sampler.Config{Sources: []sampler.Source{{Dataset: real, Fraction: 1 - 0.7}, {Dataset: gen, Fraction: 0.7, Replacement: true}},
+	// tinySweepFile's val: 64 holds 64 of the 640 real images out, as
+	// certmix train --val would, and val.json names them.
+	val, err := rundir.ReadVal(filepath.Join(cd, "train"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := sampler.Holdout(real.Manifest, 64, 0)
+	if err != nil || !slices.Equal(val.Rows, rows) {
+		t.Fatalf("val.json holds out rows %v, sampler.Holdout %v (%v)", val.Rows, rows, err)
+	}
+	heldOut := map[int64]bool{}
+	for _, id := range val.IDs {
+		heldOut[id] = true
+	}
+	cfg := sampler.Config{Sources: []sampler.Source{{Dataset: real, Fraction: 1 - 0.7, Exclude: rows}, {Dataset: gen, Fraction: 0.7, Replacement: true}},
 		Batch: 16, Seed: 3, WorldSize: 2, Augment: sampler.Augment{Size: 28, Pad: 2, Flip: true}}
 	for rank := range 2 {
 		f, err := os.Open(filepath.Join(cd, "train", fmt.Sprintf("batches-rank%d.jsonl", rank)))
@@ -257,11 +273,16 @@ func TestSweepPyTorchTwoRanks(t *testing.T) {
 			if line.Step != b.Step || !slices.Equal(line.IDs, b.IDs) {
 				t.Fatalf("rank %d step %d: trained on %v, rank %d's stream has %v", rank, line.Step, line.IDs, rank, b.IDs)
 			}
+			for _, id := range line.IDs {
+				if heldOut[id] {
+					t.Errorf("rank %d step %d: trained on held-out image %d", rank, line.Step, id)
+				}
+			}
 		}
 		it.Close()
 		f.Close()
-		if want := it.StepsPerEpoch(); int64(n) != want || want != 20 {
-			t.Errorf("rank %d: %d batches, want one epoch of %d (640 images over 2 ranks of 16)", rank, n, want)
+		if want := it.StepsPerEpoch(); int64(n) != want || want != 18 {
+			t.Errorf("rank %d: %d batches, want one epoch of %d (640 - 64 images over 2 ranks of 16)", rank, n, want)
 		}
 	}
 	checkCleanAccuracy(t, cd)
