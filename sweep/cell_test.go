@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -127,6 +128,9 @@ func TestSkipIfDone(t *testing.T) {
 	if !IsDone(dir, c.Name) {
 		t.Fatal("no done marker after a finished cell")
 	}
+	if log, _ := os.ReadFile(LogPath(dir, c.Name)); !regexp.MustCompile(`\n== \S+ done in \S+\n$`).Match(log) {
+		t.Errorf("the log of a finished cell does not end with its done line:\n%s", log)
+	}
 	for _, m := range []string{runningMarker, failedMarker} {
 		if _, err := os.Stat(filepath.Join(cd, m)); err == nil {
 			t.Errorf("%s marker left after a finished cell", m)
@@ -174,6 +178,22 @@ func TestResumeArgs(t *testing.T) {
 	log, _ := os.ReadFile(LogPath(dir, c.Name))
 	if strings.Count(string(log), "attempt:") != 2 || !strings.Contains(string(log), "failed: cell") {
 		t.Errorf("the log does not keep both attempts:\n%s", log)
+	}
+}
+
+// TestUnwritableFailedMarkerIsReported: when a failed attempt cannot write
+// its failed marker (here a directory, which the rename cannot replace),
+// the error says so besides the failure itself.
+func TestUnwritableFailedMarkerIsReported(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	blocker := filepath.Join(CellDir(dir, c.Name), failedMarker, "x")
+	if err := os.MkdirAll(blocker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := RunCell(context.Background(), dir, c, &fakeCertmix{failTrain: true})
+	if err == nil || !strings.Contains(err.Error(), "killed") || !strings.Contains(err.Error(), "write "+filepath.Join(CellDir(dir, c.Name), failedMarker)) {
+		t.Fatalf("err = %v, want the train failure and the failed marker's", err)
 	}
 }
 
@@ -265,6 +285,15 @@ func TestCellLock(t *testing.T) {
 	writeJSONMarker(cd, runningMarker, attempt{Host: host, PID: parent, Boot: holder.Boot + 1})
 	if out, err := RunCell(context.Background(), dir, c, fake); err != nil || out != Ran {
 		t.Fatalf("with a stale marker: %v, %v", out, err)
+	}
+	// A marker with pid 0 or less names no process (kill(0, 0) would
+	// signal this process group): stale, the cell runs.
+	for i, pid := range []int{0, -1} {
+		c := p.Cells[1+i]
+		writeJSONMarker(CellDir(dir, c.Name), runningMarker, attempt{Host: host, PID: pid})
+		if out, err := RunCell(context.Background(), dir, c, fake); err != nil || out != Ran {
+			t.Errorf("with a marker of pid %d: %v, %v", pid, out, err)
+		}
 	}
 }
 
