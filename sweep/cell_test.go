@@ -181,6 +181,56 @@ func TestResumeArgs(t *testing.T) {
 	}
 }
 
+// markerProbe is the fake certmix that also reads the cell's running
+// marker on each command: who holds the cell while it runs.
+type markerProbe struct {
+	fakeCertmix
+	cellDir string
+	held    []attempt
+	modes   []os.FileMode
+}
+
+func (m *markerProbe) Run(ctx context.Context, args []string, log io.Writer) error {
+	a, ok := readAttempt(m.cellDir)
+	if ok {
+		m.held = append(m.held, a)
+	}
+	if st, err := os.Stat(filepath.Join(m.cellDir, runningMarker)); err == nil {
+		m.modes = append(m.modes, st.Mode().Perm())
+	}
+	return m.fakeCertmix.Run(ctx, args, log)
+}
+
+// TestRunningMarkerWhileRunning: while a cell's commands run, its running
+// marker names this process (so another sweep on this host is refused) and
+// others can read it (mode 0644: a cluster's file system is shared); once
+// the cell is done the marker is gone.
+func TestRunningMarkerWhileRunning(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	probe := &markerProbe{cellDir: CellDir(dir, c.Name)}
+	if _, err := RunCell(context.Background(), dir, c, probe); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if len(probe.held) != 2 {
+		t.Fatalf("running marker seen by %d of 2 commands", len(probe.held))
+	}
+	for _, a := range probe.held {
+		if a.PID != os.Getpid() || a.Host != host || !a.alive() {
+			t.Errorf("running marker %+v, want this live process (pid %d on %s)", a, os.Getpid(), host)
+		}
+	}
+	for _, m := range probe.modes {
+		if m != 0o644 {
+			t.Errorf("running marker of mode %v, want 0644", m)
+		}
+	}
+	if _, ok := readAttempt(probe.cellDir); ok {
+		t.Error("running marker left after the cell finished")
+	}
+}
+
 // TestUnwritableFailedMarkerIsReported: when a failed attempt cannot write
 // its failed marker (here a directory, which the rename cannot replace),
 // the error says so besides the failure itself.
