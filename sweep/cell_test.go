@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"certmix/internal/testsets"
 	"certmix/sampler"
@@ -231,6 +232,31 @@ func TestRunningMarkerWhileRunning(t *testing.T) {
 	}
 }
 
+// TestUnreplaceableRunningMarker: a running marker that cannot be removed
+// (here a directory with a file in it) is an error after one retry, not an
+// endless loop, and the cell does not run.
+func TestUnreplaceableRunningMarker(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	if err := os.MkdirAll(filepath.Join(CellDir(dir, c.Name), runningMarker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeCertmix{}
+	done := make(chan error, 1)
+	go func() { _, err := RunCell(context.Background(), dir, c, fake); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "running marker") || errors.Is(err, ErrRunning) {
+			t.Errorf("err = %v, want the running marker's error", err)
+		}
+		if calls := fake.reset(); len(calls) != 0 {
+			t.Errorf("the cell ran: %q", calls)
+		}
+	case <-time.After(5 * time.Second): // it takes milliseconds
+		t.Fatal("RunCell still trying to take the running marker after 5 s")
+	}
+}
+
 // TestUnwritableFailedMarkerIsReported: when a failed attempt cannot write
 // its failed marker (here a directory, which the rename cannot replace),
 // the error says so besides the failure itself.
@@ -321,9 +347,18 @@ func TestCellLock(t *testing.T) {
 	}
 	writeJSONMarker(cd, runningMarker, holder)
 	fake := &fakeCertmix{}
-	if _, err := RunCell(context.Background(), dir, c, fake); !errors.Is(err, ErrRunning) {
-		t.Fatalf("err = %v, want ErrRunning", err)
+	_, err := RunCell(context.Background(), dir, c, fake)
+	if who := fmt.Sprintf("pid %d on %s", parent, host); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), who) || strings.Contains(err.Error(), "Slurm") {
+		t.Fatalf("err = %v, want ErrRunning naming %s and no Slurm job", err, who)
 	}
+	// A Slurm task's marker names its job and task.
+	slurm := holder
+	slurm.SlurmJob, slurm.SlurmTask = "77", "3"
+	writeJSONMarker(cd, runningMarker, slurm)
+	if _, err := RunCell(context.Background(), dir, c, fake); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), "Slurm job 77_3") {
+		t.Fatalf("err = %v, want ErrRunning naming Slurm job 77_3", err)
+	}
+	writeJSONMarker(cd, runningMarker, holder)
 	if a, ok := readAttempt(cd); !ok || a.PID != parent || len(fake.reset()) != 0 {
 		t.Fatalf("the holder's marker was replaced or the cell ran: %+v", a)
 	}
