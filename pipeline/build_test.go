@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -321,5 +322,47 @@ func TestCancelledBuildLeavesNoGoroutine(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after the build, %d before", n, before)
+	}
+}
+
+// TestBuildOptionBounds: Build accepts both dataset kinds and every skip
+// and take that fit in the source, up to the last row, and refuses another
+// kind, a skip of every row, a take past the end and a subset without the
+// shuffle, each with its own message and nothing written.
+func TestBuildOptionBounds(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		rows int64  // of the dataset built; 0 when refused
+		want string // in the refusal
+	}{
+		{"kind real", Options{Kind: shards.KindReal}, 100, ""},
+		{"kind generated", Options{Kind: shards.KindGenerated}, 100, ""},
+		{"another kind", Options{Kind: "synthetic"}, 0, `kind "synthetic"`},
+		{"skip all but one", Options{Skip: 99}, 1, ""},
+		{"skip every row", Options{Skip: 100}, 0, "skip 100, take 0: the source holds 100 rows"},
+		{"take the rest", Options{Skip: 10, Take: 90}, 90, ""},
+		{"take one past the rest", Options{Skip: 10, Take: 91}, 0, "skip 10, take 91: the source holds 100 rows"},
+		{"negative take", Options{Take: -1}, 0, "skip 0, take -1"},
+		{"negative skip", Options{Skip: -1}, 0, "skip -1, take 0"},
+		{"take without the shuffle", Options{Take: 10, NoShuffle: true}, 0, "need the shuffle"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := localStore(t)
+			m, err := Build(ctx, newSorted(100), store, tc.opts)
+			if tc.want == "" {
+				if err != nil || m.Rows != tc.rows || m.Kind != cmp.Or(tc.opts.Kind, shards.KindReal) {
+					t.Fatalf("Build: %v, want a dataset of %d rows", err, tc.rows)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Build: %v, want a refusal saying %q", err, tc.want)
+			}
+			if names, _ := store.List(ctx); len(names) != 0 {
+				t.Errorf("the refused build left %v", names)
+			}
+		})
 	}
 }
