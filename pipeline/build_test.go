@@ -327,8 +327,8 @@ func TestCancelledBuildLeavesNoGoroutine(t *testing.T) {
 
 // TestBuildOptionBounds: Build accepts both dataset kinds and every skip
 // and take that fit in the source, up to the last row, and refuses another
-// kind, a skip of every row, a take past the end and a subset without the
-// shuffle, each with its own message and nothing written.
+// kind, a skip of every row, a take past the end and a subset (take or
+// skip) without the shuffle, each with its own message and nothing written.
 func TestBuildOptionBounds(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -346,7 +346,9 @@ func TestBuildOptionBounds(t *testing.T) {
 		{"take one past the rest", Options{Skip: 10, Take: 91}, 0, "skip 10, take 91: the source holds 100 rows"},
 		{"negative take", Options{Take: -1}, 0, "skip 0, take -1"},
 		{"negative skip", Options{Skip: -1}, 0, "skip -1, take 0"},
+		{"source order, every row", Options{NoShuffle: true}, 100, ""},
 		{"take without the shuffle", Options{Take: 10, NoShuffle: true}, 0, "need the shuffle"},
+		{"skip without the shuffle", Options{Skip: 10, NoShuffle: true}, 0, "need the shuffle"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := localStore(t)
