@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -55,16 +56,18 @@ func TestCertifyErrors(t *testing.T) {
 		k       float64
 		head    []float32
 		classes int
-		shape   bool // wraps ErrShape
+		shape   bool   // wraps ErrShape
+		msg     string // in the error, if not empty
 	}{
-		{"one class", []float32{1}, []int{0}, 1, []float32{1}, 1, true},
-		{"logit count", []float32{1, 2, 3}, []int{0}, 1, head, 2, true},
-		{"label range", []float32{1, 2}, []int{2}, 1, head, 2, true},
-		{"head rows", []float32{1, 2}, []int{0}, 1, []float32{1, 0, 0}, 2, true},
-		{"NaN logit", []float32{float32(math.NaN()), 2}, []int{0}, 1, head, 2, false},
-		{"negative K", []float32{1, 2}, []int{0}, -1, head, 2, false},
-		{"infinite K", []float32{1, 2}, []int{0}, math.Inf(1), head, 2, false},
-		{"NaN head", []float32{1, 2}, []int{0}, 1, []float32{1, 0, float32(math.NaN()), 1}, 2, false},
+		{"one class", []float32{1}, []int{0}, 1, []float32{1}, 1, true, ""},
+		{"logit count", []float32{1, 2, 3}, []int{0}, 1, head, 2, true, ""},
+		{"label range", []float32{1, 2}, []int{2}, 1, head, 2, true, ""},
+		{"head rows", []float32{1, 2}, []int{0}, 1, []float32{1, 0, 0}, 2, true, ""},
+		{"NaN logit", []float32{float32(math.NaN()), 2}, []int{0}, 1, head, 2, false, ""},
+		{"negative K", []float32{1, 2}, []int{0}, -1, head, 2, false, ""},
+		{"infinite K", []float32{1, 2}, []int{0}, math.Inf(1), head, 2, false, ""},
+		{"NaN head", []float32{1, 2}, []int{0}, 1, []float32{1, 0, float32(math.NaN()), 1}, 2, false, "head weight [1,0] = NaN"},
+		{"infinite head", []float32{1, 2, 3}, []int{0}, 1, []float32{1, 0, 0, 0, 1, float32(math.Inf(-1)), 0, 0, 1}, 3, false, "head weight [1,2] = -Inf"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,7 +78,36 @@ func TestCertifyErrors(t *testing.T) {
 			if errors.Is(err, ErrShape) != tc.shape {
 				t.Errorf("errors.Is(%v, ErrShape) = %v, want %v", err, !tc.shape, tc.shape)
 			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not say %q", err, tc.msg)
+			}
 		})
+	}
+}
+
+// TestCertifiedIsStrictForRadiusClosedForIBP: Certified(ε) holds for ε
+// below the radius but not at it (GloRo's strict y_c > y_⊥), and for every
+// ε from 0 up to and including a positive IBP radius (boxes certify the
+// closed ball); a result with neither certifies nothing, not even ε = 0.
+func TestCertifiedIsStrictForRadiusClosedForIBP(t *testing.T) {
+	for _, tc := range []struct {
+		radius, ibp, eps float64
+		want             bool
+	}{
+		{0.5, 0, 0.25, true},
+		{0.5, 0, 0.5, false},
+		{0.5, 0, 0.75, false},
+		{0, 0.3, 0, true},
+		{0, 0.3, 0.3, true},
+		{0, 0.3, math.Nextafter(0.3, 1), false},
+		{0, 0, 0, false},
+		{0.1, 0.3, 0.2, true},
+		{0.3, 0.1, 0.2, true},
+	} {
+		r := Result{Radius: tc.radius, IBP: tc.ibp}
+		if got := r.Certified(tc.eps); got != tc.want {
+			t.Errorf("radius %v, IBP %v: Certified(%v) = %v, want %v", tc.radius, tc.ibp, tc.eps, got, tc.want)
+		}
 	}
 }
 
