@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"certmix/shards"
 )
 
@@ -366,5 +368,56 @@ func TestBuildOptionBounds(t *testing.T) {
 				t.Errorf("the refused build left %v", names)
 			}
 		})
+	}
+}
+
+// filesSource is a sortedSource that names input files, whose checksums a
+// build records (their bytes are not its rows).
+type filesSource struct {
+	*sortedSource
+	files []string
+}
+
+func (s filesSource) Info() Info {
+	info := s.sortedSource.Info()
+	info.Files = s.files
+	return info
+}
+
+// TestBuildRecordsInputChecksums: the manifest records every input file's
+// path, size and xxhash64, in order, read whole (a file of several read
+// buffers, an empty one); an input that cannot be opened or read fails the
+// build, naming it, and leaves nothing.
+func TestBuildRecordsInputChecksums(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("certmix input "), 200_000) // 2.8 MB: three 1 MiB reads
+	files := map[string][]byte{"a.bin": big, "b.bin": []byte("seven b"), "empty.bin": nil}
+	var paths []string
+	var want []shards.InputFile
+	for _, name := range []string{"b.bin", "a.bin", "empty.bin"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, files[name], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		want = append(want, shards.InputFile{Path: p, Bytes: int64(len(files[name])), XXH64: fmt.Sprintf("%016x", xxhash.Sum64(files[name]))})
+	}
+	m, err := Build(ctx, filesSource{newSorted(100), paths}, localStore(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Provenance.Inputs, want) {
+		t.Errorf("inputs recorded %+v, want %+v", m.Provenance.Inputs, want)
+	}
+	for name, bad := range map[string]string{"missing": filepath.Join(dir, "missing.bin"), "a directory": dir} {
+		store := localStore(t)
+		_, err := Build(ctx, filesSource{newSorted(100), []string{paths[0], bad}}, store, Options{})
+		if err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s input: %v, want an error naming %s", name, err, bad)
+		}
+		if names, _ := store.List(ctx); len(names) != 0 {
+			t.Errorf("%s input: the failed build left %v", name, names)
+		}
 	}
 }
