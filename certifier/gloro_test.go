@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -280,6 +281,32 @@ func TestNormalizeRows(t *testing.T) {
 	}
 	if _, err := NormalizeRows([]float32{1, 2, 3}, 2); !errors.Is(err, ErrShape) {
 		t.Errorf("ragged rows: %v, want ErrShape", err)
+	}
+	// One row is a matrix too; no rows is not.
+	if w, err := NormalizeRows([]float32{0, -3, 4}, 1); err != nil || !slices.Equal(w, []float32{0, -0.6, 0.8}) {
+		t.Errorf("one row: %v, %v; want [0 -0.6 0.8]", w, err)
+	}
+	if _, err := NormalizeRows(nil, 0); !errors.Is(err, ErrShape) {
+		t.Errorf("no rows: %v, want ErrShape", err)
+	}
+}
+
+// TestBottomLogitAtZeroEps: at ε = 0 the bottom logit is the largest other
+// logit, also where a margin's Lipschitz bound K_cj overflows to +Inf
+// (0·Inf must not make it NaN); at ε > 0 that class's bottom is +Inf.
+func TestBottomLogitAtZeroEps(t *testing.T) {
+	g, err := NewGloRo(1e308, []float32{1, 0, -1, 0, 1, 0}, 3) // K_01 = 2e308 = +Inf, K_02 = 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsInf(g.MarginLipschitz(0, 1), 1) {
+		t.Fatalf("K_01 = %v, want +Inf for this test", g.MarginLipschitz(0, 1))
+	}
+	for _, tc := range []struct{ eps, want float64 }{{0, 0.5}, {1e-3, math.Inf(1)}} {
+		c, bottom, err := g.BottomLogit([]float32{2, 0.5, -1}, tc.eps)
+		if err != nil || c != 0 || bottom != tc.want {
+			t.Errorf("ε = %v: prediction %d, bottom %v, %v; want 0, %v", tc.eps, c, bottom, err, tc.want)
+		}
 	}
 }
 
