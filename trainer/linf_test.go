@@ -3,6 +3,7 @@ package trainer
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"certmix/certifier"
@@ -54,6 +55,51 @@ func TestLinfLossGrad(t *testing.T) {
 			if math.Abs(num-ds) > 1e-4+1e-3*math.Abs(num) {
 				t.Errorf("dL/ds = %v, finite difference %v", ds, num)
 			}
+		}
+	}
+}
+
+// TestLinfHingeEdges: the hinge loss and its gradient where no margin is
+// positive (a well-classified image, a margin of exactly 0: zero loss and
+// zero gradient, as torch's relu, whose gradient at 0 is 0), and both
+// losses write their gradient whatever dg held before.
+func TestLinfHingeEdges(t *testing.T) {
+	const C, eps = 3, 0.25
+	for _, tc := range []struct {
+		name string
+		g    []float32 // one image, label 0
+	}{
+		{"well classified", []float32{1, 0, -0.5}},
+		{"margin exactly 0", []float32{0.5, 0, 0}}, // (0 − 0.5 + 2·0.25)/(2·0.25) = 0
+	} {
+		dg := []float32{7, 7, 7}
+		if loss := linfHinge(tc.g, []int{0}, C, eps, 0.25, dg); loss != 0 || dg[0] != 0 || dg[1] != 0 || dg[2] != 0 {
+			t.Errorf("%s: loss %v, dL/dg %v; want 0 and zeros", tc.name, loss, dg)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 4
+	g := make([]float32, n*C)
+	for i := range g {
+		g[i] = float32(rng.NormFloat64() * 0.4)
+	}
+	labels := []int{0, 1, 2, 0}
+	for _, loss := range []string{"hinge", "mixture"} {
+		run := func(dg []float32) {
+			if loss == "hinge" {
+				linfHinge(g, labels, C, eps, 0.25, dg)
+			} else {
+				linfMixture(g, labels, C, eps, 0.3, 1.7, dg)
+			}
+		}
+		clean, dirty := make([]float32, n*C), make([]float32, n*C)
+		for i := range dirty {
+			dirty[i] = float32(i) - 5
+		}
+		run(clean)
+		run(dirty)
+		if !slices.Equal(clean, dirty) {
+			t.Errorf("%s: dL/dg into a used buffer %v, into zeros %v", loss, dirty, clean)
 		}
 	}
 }
