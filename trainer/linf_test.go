@@ -217,6 +217,12 @@ func TestPSchedule(t *testing.T) {
 	if p, _ := pSchedule(at(1000), 8, 50, 0.1, 0.75); p != 50 {
 		t.Errorf("p_end 50 < 100 stays finite: %v", p)
 	}
+	if p, _ := pSchedule(at(1000), 8, 100, 0.1, 0.75); !math.IsInf(p, 1) {
+		t.Errorf("p_end 100 ends at p = inf: %v", p)
+	}
+	if p, _ := pSchedule(at(1000), 8, math.Nextafter(100, 0), 0.1, 0.75); math.IsInf(p, 0) {
+		t.Errorf("p_end just below 100 stays finite: %v", p)
+	}
 	if l0, l1 := lambdaSchedule(0.2, 0.002, 0), lambdaSchedule(0.2, 0.002, 1); l0 != 0.2 || math.Abs(l1-0.002) > 1e-15 {
 		t.Errorf("lambda %v .. %v", l0, l1)
 	}
