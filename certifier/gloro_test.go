@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -55,16 +57,18 @@ func TestCertifyErrors(t *testing.T) {
 		k       float64
 		head    []float32
 		classes int
-		shape   bool // wraps ErrShape
+		shape   bool   // wraps ErrShape
+		msg     string // in the error, if not empty
 	}{
-		{"one class", []float32{1}, []int{0}, 1, []float32{1}, 1, true},
-		{"logit count", []float32{1, 2, 3}, []int{0}, 1, head, 2, true},
-		{"label range", []float32{1, 2}, []int{2}, 1, head, 2, true},
-		{"head rows", []float32{1, 2}, []int{0}, 1, []float32{1, 0, 0}, 2, true},
-		{"NaN logit", []float32{float32(math.NaN()), 2}, []int{0}, 1, head, 2, false},
-		{"negative K", []float32{1, 2}, []int{0}, -1, head, 2, false},
-		{"infinite K", []float32{1, 2}, []int{0}, math.Inf(1), head, 2, false},
-		{"NaN head", []float32{1, 2}, []int{0}, 1, []float32{1, 0, float32(math.NaN()), 1}, 2, false},
+		{"one class", []float32{1}, []int{0}, 1, []float32{1}, 1, true, ""},
+		{"logit count", []float32{1, 2, 3}, []int{0}, 1, head, 2, true, ""},
+		{"label range", []float32{1, 2}, []int{2}, 1, head, 2, true, ""},
+		{"head rows", []float32{1, 2}, []int{0}, 1, []float32{1, 0, 0}, 2, true, ""},
+		{"NaN logit", []float32{float32(math.NaN()), 2}, []int{0}, 1, head, 2, false, ""},
+		{"negative K", []float32{1, 2}, []int{0}, -1, head, 2, false, ""},
+		{"infinite K", []float32{1, 2}, []int{0}, math.Inf(1), head, 2, false, ""},
+		{"NaN head", []float32{1, 2}, []int{0}, 1, []float32{1, 0, float32(math.NaN()), 1}, 2, false, "head weight [1,0] = NaN"},
+		{"infinite head", []float32{1, 2, 3}, []int{0}, 1, []float32{1, 0, 0, 0, 1, float32(math.Inf(-1)), 0, 0, 1}, 3, false, "head weight [1,2] = -Inf"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,7 +79,36 @@ func TestCertifyErrors(t *testing.T) {
 			if errors.Is(err, ErrShape) != tc.shape {
 				t.Errorf("errors.Is(%v, ErrShape) = %v, want %v", err, !tc.shape, tc.shape)
 			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not say %q", err, tc.msg)
+			}
 		})
+	}
+}
+
+// TestCertifiedIsStrictForRadiusClosedForIBP: Certified(ε) holds for ε
+// below the radius but not at it (GloRo's strict y_c > y_⊥), and for every
+// ε from 0 up to and including a positive IBP radius (boxes certify the
+// closed ball); a result with neither certifies nothing, not even ε = 0.
+func TestCertifiedIsStrictForRadiusClosedForIBP(t *testing.T) {
+	for _, tc := range []struct {
+		radius, ibp, eps float64
+		want             bool
+	}{
+		{0.5, 0, 0.25, true},
+		{0.5, 0, 0.5, false},
+		{0.5, 0, 0.75, false},
+		{0, 0.3, 0, true},
+		{0, 0.3, 0.3, true},
+		{0, 0.3, math.Nextafter(0.3, 1), false},
+		{0, 0, 0, false},
+		{0.1, 0.3, 0.2, true},
+		{0.3, 0.1, 0.2, true},
+	} {
+		r := Result{Radius: tc.radius, IBP: tc.ibp}
+		if got := r.Certified(tc.eps); got != tc.want {
+			t.Errorf("radius %v, IBP %v: Certified(%v) = %v, want %v", tc.radius, tc.ibp, tc.eps, got, tc.want)
+		}
 	}
 }
 
@@ -248,6 +281,32 @@ func TestNormalizeRows(t *testing.T) {
 	}
 	if _, err := NormalizeRows([]float32{1, 2, 3}, 2); !errors.Is(err, ErrShape) {
 		t.Errorf("ragged rows: %v, want ErrShape", err)
+	}
+	// One row is a matrix too; no rows is not.
+	if w, err := NormalizeRows([]float32{0, -3, 4}, 1); err != nil || !slices.Equal(w, []float32{0, -0.6, 0.8}) {
+		t.Errorf("one row: %v, %v; want [0 -0.6 0.8]", w, err)
+	}
+	if _, err := NormalizeRows(nil, 0); !errors.Is(err, ErrShape) {
+		t.Errorf("no rows: %v, want ErrShape", err)
+	}
+}
+
+// TestBottomLogitAtZeroEps: at ε = 0 the bottom logit is the largest other
+// logit, also where a margin's Lipschitz bound K_cj overflows to +Inf
+// (0·Inf must not make it NaN); at ε > 0 that class's bottom is +Inf.
+func TestBottomLogitAtZeroEps(t *testing.T) {
+	g, err := NewGloRo(1e308, []float32{1, 0, -1, 0, 1, 0}, 3) // K_01 = 2e308 = +Inf, K_02 = 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsInf(g.MarginLipschitz(0, 1), 1) {
+		t.Fatalf("K_01 = %v, want +Inf for this test", g.MarginLipschitz(0, 1))
+	}
+	for _, tc := range []struct{ eps, want float64 }{{0, 0.5}, {1e-3, math.Inf(1)}} {
+		c, bottom, err := g.BottomLogit([]float32{2, 0.5, -1}, tc.eps)
+		if err != nil || c != 0 || bottom != tc.want {
+			t.Errorf("ε = %v: prediction %d, bottom %v, %v; want 0, %v", tc.eps, c, bottom, err, tc.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"certmix/shards"
 )
@@ -321,5 +324,100 @@ func TestCancelledBuildLeavesNoGoroutine(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after the build, %d before", n, before)
+	}
+}
+
+// TestBuildOptionBounds: Build accepts both dataset kinds and every skip
+// and take that fit in the source, up to the last row, and refuses another
+// kind, a skip of every row, a take past the end and a subset (take or
+// skip) without the shuffle, each with its own message and nothing written.
+func TestBuildOptionBounds(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		rows int64  // of the dataset built; 0 when refused
+		want string // in the refusal
+	}{
+		{"kind real", Options{Kind: shards.KindReal}, 100, ""},
+		{"kind generated", Options{Kind: shards.KindGenerated}, 100, ""},
+		{"another kind", Options{Kind: "synthetic"}, 0, `kind "synthetic"`},
+		{"skip all but one", Options{Skip: 99}, 1, ""},
+		{"skip every row", Options{Skip: 100}, 0, "skip 100, take 0: the source holds 100 rows"},
+		{"take the rest", Options{Skip: 10, Take: 90}, 90, ""},
+		{"take one past the rest", Options{Skip: 10, Take: 91}, 0, "skip 10, take 91: the source holds 100 rows"},
+		{"negative take", Options{Take: -1}, 0, "skip 0, take -1"},
+		{"negative skip", Options{Skip: -1}, 0, "skip -1, take 0"},
+		{"source order, every row", Options{NoShuffle: true}, 100, ""},
+		{"take without the shuffle", Options{Take: 10, NoShuffle: true}, 0, "need the shuffle"},
+		{"skip without the shuffle", Options{Skip: 10, NoShuffle: true}, 0, "need the shuffle"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := localStore(t)
+			m, err := Build(ctx, newSorted(100), store, tc.opts)
+			if tc.want == "" {
+				if err != nil || m.Rows != tc.rows || m.Kind != cmp.Or(tc.opts.Kind, shards.KindReal) {
+					t.Fatalf("Build: %v, want a dataset of %d rows", err, tc.rows)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Build: %v, want a refusal saying %q", err, tc.want)
+			}
+			if names, _ := store.List(ctx); len(names) != 0 {
+				t.Errorf("the refused build left %v", names)
+			}
+		})
+	}
+}
+
+// filesSource is a sortedSource that names input files, whose checksums a
+// build records (their bytes are not its rows).
+type filesSource struct {
+	*sortedSource
+	files []string
+}
+
+func (s filesSource) Info() Info {
+	info := s.sortedSource.Info()
+	info.Files = s.files
+	return info
+}
+
+// TestBuildRecordsInputChecksums: the manifest records every input file's
+// path, size and xxhash64, in order, read whole (a file of several read
+// buffers, an empty one); an input that cannot be opened or read fails the
+// build, naming it, and leaves nothing.
+func TestBuildRecordsInputChecksums(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("certmix input "), 200_000) // 2.8 MB: three 1 MiB reads
+	files := map[string][]byte{"a.bin": big, "b.bin": []byte("seven b"), "empty.bin": nil}
+	var paths []string
+	var want []shards.InputFile
+	for _, name := range []string{"b.bin", "a.bin", "empty.bin"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, files[name], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		want = append(want, shards.InputFile{Path: p, Bytes: int64(len(files[name])), XXH64: fmt.Sprintf("%016x", xxhash.Sum64(files[name]))})
+	}
+	m, err := Build(ctx, filesSource{newSorted(100), paths}, localStore(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Provenance.Inputs, want) {
+		t.Errorf("inputs recorded %+v, want %+v", m.Provenance.Inputs, want)
+	}
+	for name, bad := range map[string]string{"missing": filepath.Join(dir, "missing.bin"), "a directory": dir} {
+		store := localStore(t)
+		_, err := Build(ctx, filesSource{newSorted(100), []string{paths[0], bad}}, store, Options{})
+		if err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s input: %v, want an error naming %s", name, err, bad)
+		}
+		if names, _ := store.List(ctx); len(names) != 0 {
+			t.Errorf("%s input: the failed build left %v", name, names)
+		}
 	}
 }

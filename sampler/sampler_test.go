@@ -179,6 +179,9 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		if st.Step != int64(at) {
 			t.Fatalf("state after %d batches is at step %d", at, st.Step)
 		}
+		if st.Epoch != all[at].Epoch {
+			t.Errorf("state after %d batches is in epoch %d, its next step in epoch %d", at, st.Epoch, all[at].Epoch)
+		}
 		it2, err := New(ctx, cfg, &st)
 		if err != nil {
 			t.Fatal(err)
@@ -195,6 +198,24 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	st := State{Seed: 42, Batch: 24, WorldSize: 1, Sources: []SourceState{{Manifest: "0", Fraction: 0.3}, {Manifest: "1", Fraction: 0.7}}}
 	if _, err := New(ctx, cfg, &st); err == nil {
 		t.Error("resume with other manifests accepted")
+	}
+	// So is a state this configuration wrote, resumed with another
+	// generated set in place of the one it drew from.
+	it, err := New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := it.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = it.State()
+	it.Close()
+	other := cfg
+	other.Sources = slices.Clone(cfg.Sources)
+	other.Sources[1].Dataset = testsets.Write(t, local(t), 300, small, 64, 16, 2_000_000)
+	if it, err := New(ctx, other, &st); err == nil {
+		it.Close()
+		t.Error("resume on another generated set accepted")
 	}
 }
 

@@ -207,3 +207,56 @@ func TestVerifyRefusesDuplicateIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyLabelBounds: Verify accepts labels and coarse labels up to the
+// class count minus one, and refuses a shard whose label or coarse label
+// equals the class count (a crafted shard: the writer does not check
+// labels), naming the row and the label.
+func TestVerifyLabelBounds(t *testing.T) {
+	ctx := context.Background()
+	shape := Shape{Height: 2, Width: 2, Channels: 1, Classes: 10, CoarseClasses: 5}
+	for _, tc := range []struct {
+		name          string
+		label, coarse int16 // of row 7
+		want          string
+	}{
+		{"last label and coarse label", 9, 4, ""},
+		{"label = classes", 10, 4, "label 10 outside [0,10)"},
+		{"coarse label = coarse classes", 9, 5, "coarse label 5 outside [0,5)"},
+		{"negative label", -1, 4, "label -1 outside [0,10)"},
+		{"negative coarse label", 9, -1, "coarse label -1 outside [0,5)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := testRows(20, shape, noise)
+			rows.Labels[7], rows.Coarse[7] = tc.label, tc.coarse
+			store := newLocal(t)
+			info, err := WriteShard(ctx, store, "shard-000000.arrow", shape, CodecNone, 100, rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &Manifest{Name: "t", Kind: KindGenerated, Split: "train", Shape: shape, Codec: CodecNone,
+				Rows: int64(rows.Len()), ClassCounts: make([]int64, shape.Classes), Shards: []ShardInfo{info},
+				Provenance: Provenance{SourceRows: 5000}}
+			for _, l := range rows.Labels {
+				m.ClassCounts[min(max(l, 0), 9)]++ // counts that add up: the labels are what is wrong
+			}
+			if err := WriteManifest(ctx, store, m); err != nil {
+				t.Fatal(err)
+			}
+			d, err := OpenDataset(ctx, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Verify(ctx, d, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("Verify: %v, want no error", err)
+				}
+				return
+			}
+			if want := "row 7 (id 1007): " + tc.want; !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), want) {
+				t.Errorf("Verify: %v, want a format error saying %q", err, want)
+			}
+		})
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"certmix/internal/testsets"
 	"certmix/sampler"
@@ -127,6 +129,9 @@ func TestSkipIfDone(t *testing.T) {
 	if !IsDone(dir, c.Name) {
 		t.Fatal("no done marker after a finished cell")
 	}
+	if log, _ := os.ReadFile(LogPath(dir, c.Name)); !regexp.MustCompile(`\n== \S+ done in \S+\n$`).Match(log) {
+		t.Errorf("the log of a finished cell does not end with its done line:\n%s", log)
+	}
 	for _, m := range []string{runningMarker, failedMarker} {
 		if _, err := os.Stat(filepath.Join(cd, m)); err == nil {
 			t.Errorf("%s marker left after a finished cell", m)
@@ -174,6 +179,97 @@ func TestResumeArgs(t *testing.T) {
 	log, _ := os.ReadFile(LogPath(dir, c.Name))
 	if strings.Count(string(log), "attempt:") != 2 || !strings.Contains(string(log), "failed: cell") {
 		t.Errorf("the log does not keep both attempts:\n%s", log)
+	}
+}
+
+// markerProbe is the fake certmix that also reads the cell's running
+// marker on each command: who holds the cell while it runs.
+type markerProbe struct {
+	fakeCertmix
+	cellDir string
+	held    []attempt
+	modes   []os.FileMode
+}
+
+func (m *markerProbe) Run(ctx context.Context, args []string, log io.Writer) error {
+	a, ok := readAttempt(m.cellDir)
+	if ok {
+		m.held = append(m.held, a)
+	}
+	if st, err := os.Stat(filepath.Join(m.cellDir, runningMarker)); err == nil {
+		m.modes = append(m.modes, st.Mode().Perm())
+	}
+	return m.fakeCertmix.Run(ctx, args, log)
+}
+
+// TestRunningMarkerWhileRunning: while a cell's commands run, its running
+// marker names this process (so another sweep on this host is refused) and
+// others can read it (mode 0644: a cluster's file system is shared); once
+// the cell is done the marker is gone.
+func TestRunningMarkerWhileRunning(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	probe := &markerProbe{cellDir: CellDir(dir, c.Name)}
+	if _, err := RunCell(context.Background(), dir, c, probe); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if len(probe.held) != 2 {
+		t.Fatalf("running marker seen by %d of 2 commands", len(probe.held))
+	}
+	for _, a := range probe.held {
+		if a.PID != os.Getpid() || a.Host != host || !a.alive() {
+			t.Errorf("running marker %+v, want this live process (pid %d on %s)", a, os.Getpid(), host)
+		}
+	}
+	for _, m := range probe.modes {
+		if m != 0o644 {
+			t.Errorf("running marker of mode %v, want 0644", m)
+		}
+	}
+	if _, ok := readAttempt(probe.cellDir); ok {
+		t.Error("running marker left after the cell finished")
+	}
+}
+
+// TestUnreplaceableRunningMarker: a running marker that cannot be removed
+// (here a directory with a file in it) is an error after one retry, not an
+// endless loop, and the cell does not run.
+func TestUnreplaceableRunningMarker(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	if err := os.MkdirAll(filepath.Join(CellDir(dir, c.Name), runningMarker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeCertmix{}
+	done := make(chan error, 1)
+	go func() { _, err := RunCell(context.Background(), dir, c, fake); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "running marker") || errors.Is(err, ErrRunning) {
+			t.Errorf("err = %v, want the running marker's error", err)
+		}
+		if calls := fake.reset(); len(calls) != 0 {
+			t.Errorf("the cell ran: %q", calls)
+		}
+	case <-time.After(5 * time.Second): // it takes milliseconds
+		t.Fatal("RunCell still trying to take the running marker after 5 s")
+	}
+}
+
+// TestUnwritableFailedMarkerIsReported: when a failed attempt cannot write
+// its failed marker (here a directory, which the rename cannot replace),
+// the error says so besides the failure itself.
+func TestUnwritableFailedMarkerIsReported(t *testing.T) {
+	dir, p := tinySweep(t)
+	c := p.Cells[0]
+	blocker := filepath.Join(CellDir(dir, c.Name), failedMarker, "x")
+	if err := os.MkdirAll(blocker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := RunCell(context.Background(), dir, c, &fakeCertmix{failTrain: true})
+	if err == nil || !strings.Contains(err.Error(), "killed") || !strings.Contains(err.Error(), "write "+filepath.Join(CellDir(dir, c.Name), failedMarker)) {
+		t.Fatalf("err = %v, want the train failure and the failed marker's", err)
 	}
 }
 
@@ -251,9 +347,18 @@ func TestCellLock(t *testing.T) {
 	}
 	writeJSONMarker(cd, runningMarker, holder)
 	fake := &fakeCertmix{}
-	if _, err := RunCell(context.Background(), dir, c, fake); !errors.Is(err, ErrRunning) {
-		t.Fatalf("err = %v, want ErrRunning", err)
+	_, err := RunCell(context.Background(), dir, c, fake)
+	if who := fmt.Sprintf("pid %d on %s", parent, host); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), who) || strings.Contains(err.Error(), "Slurm") {
+		t.Fatalf("err = %v, want ErrRunning naming %s and no Slurm job", err, who)
 	}
+	// A Slurm task's marker names its job and task.
+	slurm := holder
+	slurm.SlurmJob, slurm.SlurmTask = "77", "3"
+	writeJSONMarker(cd, runningMarker, slurm)
+	if _, err := RunCell(context.Background(), dir, c, fake); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), "Slurm job 77_3") {
+		t.Fatalf("err = %v, want ErrRunning naming Slurm job 77_3", err)
+	}
+	writeJSONMarker(cd, runningMarker, holder)
 	if a, ok := readAttempt(cd); !ok || a.PID != parent || len(fake.reset()) != 0 {
 		t.Fatalf("the holder's marker was replaced or the cell ran: %+v", a)
 	}
@@ -265,6 +370,15 @@ func TestCellLock(t *testing.T) {
 	writeJSONMarker(cd, runningMarker, attempt{Host: host, PID: parent, Boot: holder.Boot + 1})
 	if out, err := RunCell(context.Background(), dir, c, fake); err != nil || out != Ran {
 		t.Fatalf("with a stale marker: %v, %v", out, err)
+	}
+	// A marker with pid 0 or less names no process (kill(0, 0) would
+	// signal this process group): stale, the cell runs.
+	for i, pid := range []int{0, -1} {
+		c := p.Cells[1+i]
+		writeJSONMarker(CellDir(dir, c.Name), runningMarker, attempt{Host: host, PID: pid})
+		if out, err := RunCell(context.Background(), dir, c, fake); err != nil || out != Ran {
+			t.Errorf("with a marker of pid %d: %v, %v", pid, out, err)
+		}
 	}
 }
 

@@ -1,8 +1,10 @@
 package trainer
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"certmix/certifier"
@@ -45,17 +47,153 @@ func TestLinfLossGrad(t *testing.T) {
 			lm := eval(g, s)
 			g[i] = g0
 			num := (lp - lm) / (2 * float64(float32(g0+h)-float32(g0-h)) / 2)
-			if math.Abs(num-float64(dg[i])) > 1e-3+1e-2*math.Abs(num) {
+			if !(math.Abs(num-float64(dg[i])) <= 1e-3+1e-2*math.Abs(num)) { // NaN fails
 				t.Errorf("%s: dL/dg[%d] = %v, finite difference %v", loss, i, dg[i], num)
 			}
 		}
 		if loss == "mixture" {
 			num := (eval(g, s+1e-4) - eval(g, s-1e-4)) / 2e-4
-			if math.Abs(num-ds) > 1e-4+1e-3*math.Abs(num) {
+			if !(math.Abs(num-ds) <= 1e-4+1e-3*math.Abs(num)) {
 				t.Errorf("dL/ds = %v, finite difference %v", ds, num)
 			}
 		}
 	}
+}
+
+// TestLinfHingeEdges: the hinge loss and its gradient where no margin is
+// positive (a well-classified image, a margin of exactly 0: zero loss and
+// zero gradient, as torch's relu, whose gradient at 0 is 0), and both
+// losses write their gradient whatever dg held before.
+func TestLinfHingeEdges(t *testing.T) {
+	const C, eps = 3, 0.25
+	for _, tc := range []struct {
+		name string
+		g    []float32 // one image, label 0
+	}{
+		{"well classified", []float32{1, 0, -0.5}},
+		{"margin exactly 0", []float32{0.5, 0, 0}}, // (0 − 0.5 + 2·0.25)/(2·0.25) = 0
+	} {
+		dg := []float32{7, 7, 7}
+		if loss := linfHinge(tc.g, []int{0}, C, eps, 0.25, dg); loss != 0 || dg[0] != 0 || dg[1] != 0 || dg[2] != 0 {
+			t.Errorf("%s: loss %v, dL/dg %v; want 0 and zeros", tc.name, loss, dg)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 4
+	g := make([]float32, n*C)
+	for i := range g {
+		g[i] = float32(rng.NormFloat64() * 0.4)
+	}
+	labels := []int{0, 1, 2, 0}
+	for _, loss := range []string{"hinge", "mixture"} {
+		run := func(dg []float32) {
+			if loss == "hinge" {
+				linfHinge(g, labels, C, eps, 0.25, dg)
+			} else {
+				linfMixture(g, labels, C, eps, 0.3, 1.7, dg)
+			}
+		}
+		clean, dirty := make([]float32, n*C), make([]float32, n*C)
+		for i := range dirty {
+			dirty[i] = float32(i) - 5
+		}
+		run(clean)
+		run(dirty)
+		if !slices.Equal(clean, dirty) {
+			t.Errorf("%s: dL/dg into a used buffer %v, into zeros %v", loss, dirty, clean)
+		}
+	}
+}
+
+// refMixture is the mixture loss as documented, term by term in float64:
+// mean_b max_j clip(m_j, 0, 1) + lambda·mean_b CE(s·g_b, y_b), with its
+// gradients; the hinge's gradient goes to the first largest margin, and
+// to none where it is 0 or clipped at 1.
+func refMixture(g []float32, labels []int, C int, eps, lambda, s float64) (loss float64, dg []float64, ds float64) {
+	n := float64(len(labels))
+	dg = make([]float64, len(g))
+	for b, y := range labels {
+		row := g[b*C : (b+1)*C]
+		best, at := 0.0, -1
+		for j := range C {
+			if j == y {
+				continue
+			}
+			m := (float64(row[j]) - float64(row[y]) + 2*eps) / (2 * eps)
+			if c := min(max(m, 0), 1); c > best {
+				best, at = c, j
+			}
+		}
+		loss += best / n
+		if at >= 0 && best < 1 {
+			dg[b*C+at] += 1 / (2 * eps) / n
+			dg[b*C+y] -= 1 / (2 * eps) / n
+		}
+		var sum float64
+		for j := range C {
+			sum += math.Exp(s * float64(row[j]))
+		}
+		loss += lambda * (math.Log(sum) - s*float64(row[y])) / n
+		for j := range C {
+			p := math.Exp(s*float64(row[j])) / sum
+			if j == y {
+				p--
+			}
+			dg[b*C+j] += lambda * p * s / n
+			ds += lambda * p * float64(row[j]) / n
+		}
+	}
+	return loss, dg, ds
+}
+
+// TestLinfMixtureValues: the mixture loss, dL/dg and dL/ds equal the
+// documented formula (refMixture) on images with no positive margin, a
+// margin of exactly 0, a clipped margin above 1, ordinary margins, and on
+// random logits; large logits (s·g = 800) give the finite values the
+// formula has (the cross-entropy computed without overflow).
+func TestLinfMixtureValues(t *testing.T) {
+	const C, eps, lambda, s = 3, 0.25, 0.4, 1.5
+	g := []float32{
+		1, 0, -0.5, // well classified: no positive margin
+		0.5, 0, 0, // margin exactly 0 (j = 1, 2)
+		0, 1, 0.2, // margin (1 + 0.5)/0.5 = 3, clipped to 1
+		0.3, 0.1, 0.25, // margins 0.6 and 0.9: the hinge takes j = 2
+	}
+	labels := []int{0, 0, 0, 0}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 8 {
+		for range C {
+			g = append(g, float32(rng.NormFloat64()*0.3))
+		}
+		labels = append(labels, rng.IntN(C))
+	}
+	check := func(name string, g []float32, labels []int, s float64, want float64, wantDG []float64, wantDS float64) {
+		t.Helper()
+		dg := make([]float32, len(g))
+		loss, ds := linfMixture(g, labels, C, eps, lambda, s, dg)
+		// !(x <= tol), so that NaN fails.
+		if !(math.Abs(loss-want) <= 1e-12*(1+math.Abs(want))) {
+			t.Errorf("%s: loss %.17g, want %.17g", name, loss, want)
+		}
+		if !(math.Abs(ds-wantDS) <= 1e-6*(1+math.Abs(wantDS))) {
+			t.Errorf("%s: dL/ds %v, want %v", name, ds, wantDS)
+		}
+		for i := range dg {
+			if !(math.Abs(float64(dg[i])-wantDG[i]) <= 1e-6*(1+math.Abs(wantDG[i]))) {
+				t.Errorf("%s: dL/dg[%d] = %v, want %v", name, i, dg[i], wantDG[i])
+			}
+		}
+	}
+	for b := range labels {
+		row, y := g[b*C:(b+1)*C], labels[b:b+1]
+		want, wantDG, wantDS := refMixture(row, y, C, eps, lambda, s)
+		check(fmt.Sprintf("image %d %v label %d", b, row, y[0]), row, y, s, want, wantDG, wantDS)
+	}
+	want, wantDG, wantDS := refMixture(g, labels, C, eps, lambda, s)
+	check("the batch", g, labels, s, want, wantDG, wantDS)
+	// s·g = 800 overflows exp: CE(800·[1, 0.5, 0], 0) = log(1 + e^-400 + e^-800) = 0 to double
+	// precision, the margins are (0.5 − 1 + 0.5)/0.5 = 0 and −1.
+	check("large logits", []float32{1, 0.5, 0}, []int{0}, 800, 0, []float64{0, 0, 0}, 0)
 }
 
 // TestPSchedule: p is p_start until the ramp, p_end^r·p_start^(1-r) on it,
@@ -78,6 +216,12 @@ func TestPSchedule(t *testing.T) {
 	}
 	if p, _ := pSchedule(at(1000), 8, 50, 0.1, 0.75); p != 50 {
 		t.Errorf("p_end 50 < 100 stays finite: %v", p)
+	}
+	if p, _ := pSchedule(at(1000), 8, 100, 0.1, 0.75); !math.IsInf(p, 1) {
+		t.Errorf("p_end 100 ends at p = inf: %v", p)
+	}
+	if p, _ := pSchedule(at(1000), 8, math.Nextafter(100, 0), 0.1, 0.75); math.IsInf(p, 0) {
+		t.Errorf("p_end just below 100 stays finite: %v", p)
 	}
 	if l0, l1 := lambdaSchedule(0.2, 0.002, 0), lambdaSchedule(0.2, 0.002, 1); l0 != 0.2 || math.Abs(l1-0.002) > 1e-15 {
 		t.Errorf("lambda %v .. %v", l0, l1)
