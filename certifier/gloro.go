@@ -188,7 +188,8 @@ type GloRo struct {
 }
 
 // NewGloRo validates K and the head (classes × features, row-major) and
-// precomputes K_cj = K·‖ŵ_c − ŵ_j‖₂ in float64.
+// precomputes K_cj = K·‖ŵ_c − ŵ_j‖₂ in float64, rounded up: each is at
+// least the exact product of K and the distance of the float32 rows.
 func NewGloRo(k float64, head []float32, classes int) (*GloRo, error) {
 	if k < 0 || math.IsNaN(k) || math.IsInf(k, 0) {
 		return nil, fmt.Errorf("gloro: Lipschitz constant K = %v, want finite and >= 0", k)
@@ -200,12 +201,24 @@ func NewGloRo(k float64, head []float32, classes int) (*GloRo, error) {
 		return nil, fmt.Errorf("gloro: head of %d weights is not %d rows: %w", len(head), classes, ErrShape)
 	}
 	f := len(head) / classes
+	if f >= 1<<20 {
+		return nil, fmt.Errorf("gloro: head rows of %d features, want fewer than 2^20 (the rounding bound of K_cj assumes it): %w", f, ErrShape)
+	}
 	for i, v := range head {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, fmt.Errorf("gloro: head weight [%d,%d] = %v", i/f, i%f, v)
 		}
 	}
 	g := &GloRo{k: k, classes: classes, dist: make([]float64, classes*classes)}
+	// Each K_cj is an upper bound on the exact K·‖ŵ_c − ŵ_j‖ in floating
+	// point (u = 2^−53). Each difference of two float32 weights and its
+	// square round at most once each in float64 (no underflow or overflow:
+	// float32 magnitudes lie in [2^−149, 2^128)), the sum of f squares adds
+	// a relative error of at most γ_(f−1), the square root and the product
+	// with K one rounding each: the computed value is at least the exact one
+	// times 1 − (f+6)u, for any f below 2^20. Scaling it by 1 + (f+8)u (one
+	// more rounding) and stepping up one ulp gives an upper bound.
+	up := 1 + float64(f+8)*0x1p-53
 	for c := range classes {
 		wc := head[c*f : (c+1)*f]
 		for j := c + 1; j < classes; j++ {
@@ -215,7 +228,7 @@ func NewGloRo(k float64, head []float32, classes int) (*GloRo, error) {
 				d := float64(wc[t]) - float64(wj[t])
 				s += d * d
 			}
-			d := k * math.Sqrt(s)
+			d := math.Nextafter(k*math.Sqrt(s)*up, math.Inf(1))
 			g.dist[c*classes+j] = d
 			g.dist[j*classes+c] = d
 		}

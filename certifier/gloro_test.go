@@ -3,6 +3,7 @@ package certifier
 import (
 	"errors"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -199,7 +200,8 @@ func TestCertifyLinearExact(t *testing.T) {
 // Radius > ε: on the exact boundary y_c − y_j = ε·K_cj both say "not
 // certified", and on random logits both agree.
 func TestBottomLogitAgreesWithRadius(t *testing.T) {
-	// K_01 = 2·‖(0,0) − (1,0)‖ = 2; y_0 − y_1 = 1 ⇒ r = 0.5 exactly.
+	// K_01 = 2·‖(0,0) − (1,0)‖ = 2, rounded up by a few ulps (NewGloRo's
+	// rounding allowance); y_0 − y_1 = 1 ⇒ r = 0.5 less those ulps.
 	g, err := NewGloRo(2, []float32{0, 0, 1, 0}, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -219,15 +221,18 @@ func TestBottomLogitAgreesWithRadius(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Radius != 0.5 {
-		t.Fatalf("radius %v, want 0.5", res[0].Radius)
+	if k := g.MarginLipschitz(0, 1); k <= 2 || k > 2*(1+1e-14) {
+		t.Fatalf("K_01 = %v, want just above 2", k)
+	}
+	if r := res[0].Radius; r >= 0.5 || r < 0.5*(1-1e-14) {
+		t.Fatalf("radius %v, want just below 0.5", r)
 	}
 	for _, tc := range boundary {
 		c, bottom, err := g.BottomLogit(logits, tc.eps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c != 0 || bottom != tc.bottom {
+		if c != 0 || bottom < tc.bottom || bottom > tc.bottom+1e-14 {
 			t.Errorf("ε = %v: prediction %d, y_⊥ = %v; want 0, %v", tc.eps, c, bottom, tc.bottom)
 		}
 		if gloro, cert := float64(logits[c]) > bottom, res[0].Certified(tc.eps); gloro != tc.certified || cert != tc.certified {
@@ -314,4 +319,42 @@ func TestBottomLogitAtZeroEps(t *testing.T) {
 // most tol.
 func closeTo(a, b, tol float64) bool {
 	return a == b || math.Abs(a-b) <= tol*max(1, math.Abs(b))
+}
+
+// TestGloRoMarginLipschitzIsAnUpperBound checks K_cj ≥ K·‖ŵ_c − ŵ_j‖ in
+// exact rational arithmetic (compared as squares) on random heads with
+// many features and weights of mixed magnitudes, where the float64 sum of
+// squares rounds: rounded to nearest, about half the pairs fall below.
+func TestGloRoMarginLipschitzIsAnUpperBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 15))
+	for trial := range 12 {
+		classes, f := 10, 1+rng.IntN(1024)
+		head := make([]float32, classes*f)
+		for i := range head {
+			head[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(9)-6)))
+		}
+		k := 1 + rng.Float64()*10
+		g, err := NewGloRo(k, head, classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kr := new(big.Rat).SetFloat64(k)
+		for c := range classes {
+			for j := range classes {
+				if c == j {
+					continue
+				}
+				s := new(big.Rat)
+				for x := range f {
+					d := new(big.Rat).Sub(new(big.Rat).SetFloat64(float64(head[c*f+x])), new(big.Rat).SetFloat64(float64(head[j*f+x])))
+					s.Add(s, d.Mul(d, d))
+				}
+				exact := s.Mul(s, new(big.Rat).Mul(kr, kr)) // (K·‖ŵ_c − ŵ_j‖)²
+				got := new(big.Rat).SetFloat64(g.MarginLipschitz(c, j))
+				if got.Mul(got, got).Cmp(exact) < 0 {
+					t.Fatalf("trial %d (%d features): K_%d%d = %v is below the exact K·‖ŵ_c − ŵ_j‖", trial, f, c, j, g.MarginLipschitz(c, j))
+				}
+			}
+		}
+	}
 }

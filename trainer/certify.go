@@ -19,7 +19,8 @@ type CertifyOptions struct {
 	// N is the number of test images (shard order); 0 means all.
 	N int
 	// Train, when set, is the real training set: its clean accuracy on the
-	// same number of images gives the generalization gap, and a
+	// same number of images (from the model's float32 Logits: no
+	// certificate is needed for it) gives the generalization gap, and a
 	// Recalibrator model recomputes its running means on its first
 	// recalibrate images.
 	Train       *shards.Dataset
@@ -77,11 +78,10 @@ func CertifyDataset(ctx context.Context, t *Trainer, test *shards.Dataset, o Cer
 		if err != nil {
 			return nil, err
 		}
-		tcert, err := t.Model.Certify(tx, tl, eps)
+		sum.TrainClean, err = cleanAccuracy(t.Model, tx, tl)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("clean accuracy on %s: %w", o.Train, err)
 		}
-		sum.TrainClean = certifier.CleanAccuracy(tcert.Results)
 		sum.GeneralizationGap = sum.TrainClean - sum.Clean
 	}
 	rep, err := certifier.Summarize(res, certifier.ReportOptions{Eps: eps, Norm: cert.Norm, Radii: radii})

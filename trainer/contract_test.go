@@ -94,9 +94,18 @@ func TestModelContract(t *testing.T) {
 			}
 
 			// Certify takes any number of images.
+			for i := 0; i < n; i += 2 { // every other label the prediction
+				labels[i] = slices.Index(all[i*C:(i+1)*C], slices.Max(all[i*C:(i+1)*C]))
+			}
 			cert, err := m.Certify(x, labels, tr.Cfg.Eps)
 			if err != nil || len(cert.Results) != n {
 				t.Fatalf("certify %d images: %d results, %v", n, len(cert.Results), err)
+			}
+			// The training side of the generalization gap, from Logits
+			// alone, is the certificate's clean accuracy.
+			acc, err := cleanAccuracy(m, x, labels)
+			if want := certifier.CleanAccuracy(cert.Results); err != nil || acc != want || acc < 0.5 {
+				t.Fatalf("clean accuracy from logits %v (%v), from the certificate %v, want equal and at least 0.5", acc, err, want)
 			}
 
 			// Shape refusals, before anything is computed.

@@ -119,3 +119,43 @@ func certifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, e
 	}
 	return cert, nil
 }
+
+// cleanAccuracy is the share of the len(labels) images of x whose largest
+// logit (the lowest index on ties, as the certificates break them) is
+// their label: clean accuracy from the model's float32 Logits alone,
+// without the cost of a certificate. It gives the training images' side of
+// the generalization gap. A NaN logit is an error.
+func cleanAccuracy(m Model, x []float32, labels []int) (float64, error) {
+	if err := checkCertify(m, x, labels); err != nil {
+		return 0, err
+	}
+	if len(labels) == 0 {
+		return 0, fmt.Errorf("clean accuracy of no images: %w", certifier.ErrShape)
+	}
+	const chunk = 1024
+	d, C := m.InputSize(), m.Classes()
+	y := make([]float32, chunk*C)
+	correct := 0
+	for lo := 0; lo < len(labels); lo += chunk {
+		hi := min(len(labels), lo+chunk)
+		if err := m.Logits(y[:(hi-lo)*C], x[lo*d:hi*d], hi-lo); err != nil {
+			return 0, fmt.Errorf("logits of images %d..%d: %w", lo, hi-1, err)
+		}
+		for i := range hi - lo {
+			row := y[i*C : (i+1)*C]
+			c := 0
+			for j, v := range row {
+				if v != v {
+					return 0, fmt.Errorf("image %d: logit %d is NaN", lo+i, j)
+				}
+				if v > row[c] {
+					c = j
+				}
+			}
+			if c == labels[lo+i] {
+				correct++
+			}
+		}
+	}
+	return float64(correct) / float64(len(labels)), nil
+}
