@@ -7,7 +7,6 @@ import (
 	"certmix/trainer/nn"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // The proven certificate of a LiResNet. The network that Logits computes
@@ -322,8 +321,7 @@ func (m *LiResNet) tail64(in []float32, n int) {
 	}
 	z := need(t.z, n*p*co)
 	t.z = z
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1, blas64.General{Rows: n * p, Cols: r, Stride: r, Data: t.col},
-		blas64.General{Rows: co, Cols: r, Stride: r, Data: t.wNeck}, 0, blas64.General{Rows: n * p, Cols: co, Stride: co, Data: z})
+	nn.Dgemm(blas.NoTrans, blas.Trans, n*p, co, r, 1, t.col, r, t.wNeck, r, 0, z, co)
 	// z is (image, position) × channel; the activations are image × channel × position.
 	t.neck = need(t.neck, n*co*p)
 	for i := range n {
@@ -346,8 +344,7 @@ func (m *LiResNet) tail64(in []float32, n int) {
 		t.wFC[i] = float64(v)
 	}
 	t.fc = need(t.fc, n*fo)
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1, blas64.General{Rows: n, Cols: fi, Stride: fi, Data: t.neck},
-		blas64.General{Rows: fo, Cols: fi, Stride: fi, Data: t.wFC}, 0, blas64.General{Rows: n, Cols: fo, Stride: fo, Data: t.fc})
+	nn.Dgemm(blas.NoTrans, blas.Trans, n, fo, fi, 1, t.neck, fi, t.wFC, fi, 0, t.fc, fo)
 	for i := range n {
 		for j, b := range m.FC.Bias.W {
 			t.fc[i*fo+j] += float64(b)
@@ -367,8 +364,7 @@ func (m *LiResNet) tail64(in []float32, n int) {
 		t.head[i] = float64(v)
 	}
 	t.logits = need(t.logits, n*C)
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1, blas64.General{Rows: n, Cols: Features, Stride: Features, Data: t.fc},
-		blas64.General{Rows: C, Cols: Features, Stride: Features, Data: t.head}, 0, blas64.General{Rows: n, Cols: C, Stride: C, Data: t.logits})
+	nn.Dgemm(blas.NoTrans, blas.Trans, n, C, Features, 1, t.fc, Features, t.head, Features, 0, t.logits, C)
 	for i := range n {
 		for j, b := range m.HBias.W {
 			m.logits[i*C+j] = float32(t.logits[i*C+j] + float64(b))

@@ -12,11 +12,22 @@ package nn
 extern char *openblas_get_corename(void);
 extern int openblas_get_num_threads(void);
 extern void openblas_set_num_threads(int);
+#include <stddef.h>
+// LAPACK's Fortran dpbtrf in OpenBLAS (32-bit integers, the hidden length of
+// the character argument last).
+extern void dpbtrf_(const char *uplo, const int *n, const int *kd, double *ab, const int *ldab, int *info, size_t uplo_len);
+static int certmix_dpbtrf(int n, int kd, double *ab, int ldab) {
+	int info = 0;
+	dpbtrf_("L", &n, &kd, ab, &ldab, &info, 1);
+	return info;
+}
 */
 import "C"
 
 import (
 	"fmt"
+	"math"
+	"unsafe"
 
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/netlib/blas/netlib"
@@ -30,6 +41,21 @@ func init() {
 	defaultBackend = "openblas"
 	C.openblas_set_num_threads(1)
 	splitGemm = true
+	bandCholesky = openblasBandCholesky
+}
+
+// openblasBandCholesky is bandCholesky on OpenBLAS's LAPACK: the row-major
+// upper band storage is, read column-major, the lower band storage of the
+// same symmetric matrix, which dpbtrf factorises as LLᵀ with L = Uᵀ in the
+// same places.
+func openblasBandCholesky(n, kd int, ab []float64, ldab int) bool {
+	if n == 0 {
+		return true
+	}
+	if n < 0 || kd < 0 || ldab < kd+1 || len(ab) < (n-1)*ldab+kd+1 || n > math.MaxInt32 || ldab > math.MaxInt32 {
+		panic(fmt.Sprintf("nn: band Cholesky of order %d, %d super-diagonals, stride %d, %d values", n, kd, ldab, len(ab)))
+	}
+	return C.certmix_dpbtrf(C.int(n), C.int(kd), (*C.double)(unsafe.Pointer(&ab[0])), C.int(ldab)) == 0
 }
 
 // gemmInfo names OpenBLAS's kernels (chosen from the CPU, or by the

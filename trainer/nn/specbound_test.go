@@ -1,9 +1,14 @@
 package nn
 
 import (
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -174,4 +179,54 @@ func f64(w []float32) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// TestBandCholeskyAgreesWithGonum checks the band Cholesky the norm checks
+// run (OpenBLAS's dpbtrf under cgo, read through the row-major/column-major
+// transposition) against gonum's Pbtrf on random symmetric band matrices:
+// the same factor on positive definite ones, and both refusing indefinite
+// ones. Under a pure-Go build both are gonum's and the test says so.
+func TestBandCholeskyAgreesWithGonum(t *testing.T) {
+	if defaultBackend != "openblas" {
+		t.Skip("no OpenBLAS in this build: bandCholesky is gonum's Pbtrf itself")
+	}
+	rng := rand.New(rand.NewPCG(3, 9))
+	for trial := range 20 {
+		n, kd := 5+rng.IntN(120), rng.IntN(12)
+		kd = min(kd, n-1)
+		ld := kd + 1 + rng.IntN(3)
+		ab := make([]float64, n*ld)
+		for i := range n {
+			for d := 0; d <= kd && i+d < n; d++ {
+				ab[i*ld+d] = rng.NormFloat64()
+			}
+		}
+		shift := float64(kd+1) * 3 // diagonal dominance: positive definite
+		if trial%4 == 3 {
+			shift = -1 // a negative diagonal entry at least: indefinite
+		}
+		for i := range n {
+			ab[i*ld] = shift + rng.Float64()
+		}
+		if trial%4 == 3 {
+			ab[(n/2)*ld] = -5
+		}
+		want := slices.Clone(ab)
+		_, wantOK := lapack64.Pbtrf(blas64.SymmetricBand{Uplo: blas.Upper, N: n, K: kd, Stride: ld, Data: want})
+		got := slices.Clone(ab)
+		gotOK := bandCholesky(n, kd, got, ld)
+		if gotOK != wantOK || gotOK != (trial%4 != 3) {
+			t.Fatalf("trial %d (n %d, kd %d): factorisation succeeded %v, gonum %v", trial, n, kd, gotOK, wantOK)
+		}
+		if !gotOK {
+			continue
+		}
+		for i := range n {
+			for d := 0; d <= kd && i+d < n; d++ {
+				if a, b := got[i*ld+d], want[i*ld+d]; math.Abs(a-b) > 1e-12*(1+math.Abs(b)) {
+					t.Fatalf("trial %d: factor entry (%d, %d) = %v, gonum %v", trial, i, i+d, a, b)
+				}
+			}
+		}
+	}
 }
