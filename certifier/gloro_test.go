@@ -358,3 +358,14 @@ func TestGloRoMarginLipschitzIsAnUpperBound(t *testing.T) {
 		}
 	}
 }
+
+// TestNewGloRoRowLengthLimit checks the limit the rounding bound of K_cj
+// assumes: rows of 2^20 − 1 features are taken, 2^20 refused.
+func TestNewGloRoRowLengthLimit(t *testing.T) {
+	if _, err := NewGloRo(1, make([]float32, 2*(1<<20-1)), 2); err != nil {
+		t.Errorf("rows of 2^20 − 1 features: %v", err)
+	}
+	if _, err := NewGloRo(1, make([]float32, 2*(1<<20)), 2); !errors.Is(err, ErrShape) {
+		t.Errorf("rows of 2^20 features: %v, want ErrShape", err)
+	}
+}
