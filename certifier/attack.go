@@ -131,7 +131,7 @@ func PGD(m Classifier, x []float32, radii []float64, opts PGDOptions) ([]AttackR
 	}
 	out := make([]AttackResult, n)
 	for i := range out {
-		c, err := argmax(clean[i*C : (i+1)*C])
+		c, err := Argmax(clean[i*C : (i+1)*C])
 		if err != nil {
 			return nil, fmt.Errorf("pgd: image %d: %w", i, err)
 		}
@@ -268,7 +268,7 @@ func (a *pgdState) run(x []float32, radius []float64, out []AttackResult, lo, hi
 			}
 			y := a.logits[row*C : (row+1)*C]
 			c := out[i].Clean
-			p, err := argmax(y)
+			p, err := Argmax(y)
 			if err != nil {
 				return fmt.Errorf("step %d, restart %d: %w", s, row%R, err)
 			}

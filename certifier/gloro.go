@@ -114,7 +114,7 @@ func CertifyMargins[T float32 | float64](logits []T, labels []int, classes int, 
 		if labels[i] < 0 || labels[i] >= classes {
 			return nil, fmt.Errorf("certify: image %d: label %d outside [0,%d): %w", i, labels[i], classes, ErrShape)
 		}
-		c, err := argmax(y)
+		c, err := Argmax(y)
 		if err != nil {
 			return nil, fmt.Errorf("certify: image %d: %w", i, err)
 		}
@@ -129,7 +129,7 @@ func CertifyMargins[T float32 | float64](logits []T, labels []int, classes int, 
 
 // argmax returns the index of the largest logit, the lowest index on ties,
 // and fails on NaN (a NaN logit makes any certificate meaningless).
-func argmax[T float32 | float64](y []T) (int, error) {
+func Argmax[T float32 | float64](y []T) (int, error) {
 	c := 0
 	for j, v := range y {
 		if v != v {
@@ -267,7 +267,7 @@ func (g *GloRo) BottomLogit(logits []float32, eps float64) (prediction int, bott
 	if eps < 0 || math.IsNaN(eps) {
 		return 0, 0, fmt.Errorf("gloro: ε = %v, want >= 0", eps)
 	}
-	c, err := argmax(logits)
+	c, err := Argmax(logits)
 	if err != nil {
 		return 0, 0, fmt.Errorf("gloro: %w", err)
 	}

@@ -88,7 +88,7 @@ func (m *linearModel) predict(t *testing.T, x []float32) int {
 	if err := m.Logits(y, x, 1); err != nil {
 		t.Fatal(err)
 	}
-	c, err := argmax(y)
+	c, err := Argmax(y)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func linfRadius(m *linearModel, x []float32) (int, float64) {
 	if err := m.Logits(y, x, 1); err != nil {
 		panic(err)
 	}
-	c, _ := argmax(y)
+	c, _ := Argmax(y)
 	r := math.Inf(1)
 	for j := range m.classes {
 		if j == c {

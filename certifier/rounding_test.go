@@ -119,7 +119,7 @@ func TestCertifyMarginsRoundedIsALowerBound(t *testing.T) {
 		for j := range y {
 			y[j] = float32((rng.Float64() - 0.5) * scale)
 		}
-		c, _ := argmax(y)
+		c, _ := Argmax(y)
 		m := float64(y[c]) - float64(y[(c+1)%len(y)])
 		// near takes most of a margin, so that the numerator cancels.
 		at := m * rng.Float64() * math.Ldexp(1, -rng.IntN(60))

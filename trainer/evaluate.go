@@ -120,9 +120,9 @@ func certifyAll(m Model, x []float32, labels []int, eps float64) (Certificate, e
 	return cert, nil
 }
 
-// cleanAccuracy is the share of the len(labels) images of x whose largest
-// logit (the lowest index on ties, as the certificates break them) is
-// their label: clean accuracy from the model's float32 Logits alone,
+// cleanAccuracy is the share of the len(labels) images of x whose
+// prediction (certifier.Argmax, as the certificates take it) is their
+// label: clean accuracy from the model's float32 Logits alone,
 // without the cost of a certificate. It gives the training images' side of
 // the generalization gap. A NaN logit is an error.
 func cleanAccuracy(m Model, x []float32, labels []int) (float64, error) {
@@ -142,15 +142,9 @@ func cleanAccuracy(m Model, x []float32, labels []int) (float64, error) {
 			return 0, fmt.Errorf("logits of images %d..%d: %w", lo, hi-1, err)
 		}
 		for i := range hi - lo {
-			row := y[i*C : (i+1)*C]
-			c := 0
-			for j, v := range row {
-				if v != v {
-					return 0, fmt.Errorf("image %d: logit %d is NaN", lo+i, j)
-				}
-				if v > row[c] {
-					c = j
-				}
+			c, err := certifier.Argmax(y[i*C : (i+1)*C])
+			if err != nil {
+				return 0, fmt.Errorf("image %d: %w", lo+i, err)
 			}
 			if c == labels[lo+i] {
 				correct++

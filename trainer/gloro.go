@@ -120,9 +120,12 @@ func (g *GloroModel) Certify(x []float32, labels []int, _ float64) (Certificate,
 	if err != nil {
 		return Certificate{}, fmt.Errorf("GloroNet certificate: %w", err)
 	}
-	dist, C := rb.HeadDistances(), m.Classes
-	lip := func(c, j int) float64 { return nn.Up(k*dist[c*C+j], 1) }
-	res, err := certifier.CertifyMarginsRounded(logits, labels, C, lip, rb.MarginRounding)
+	// K_cj = K·‖ŵ_c − ŵ_j‖, rounded up, over the head rows Logits used.
+	gl, err := certifier.NewGloRo(k, m.HeadRows(), m.Classes)
+	if err != nil {
+		return Certificate{}, fmt.Errorf("GloroNet certificate: %w", err)
+	}
+	res, err := certifier.CertifyMarginsRounded(logits, labels, m.Classes, gl.MarginLipschitz, rb.MarginRounding)
 	return Certificate{Results: res, Norm: "l2", K: k, Proof: ProofGloro}, err
 }
 

@@ -271,10 +271,6 @@ func (m *LiResNet) RoundingBounds(dst, x []float32, n int, layers []float64) (*R
 	return rb, nil
 }
 
-// HeadDistances returns ‖ŵ_c − ŵ_j‖₂ rounded up (classes × classes), for
-// the margin Lipschitz constants K·‖ŵ_c − ŵ_j‖ of a proven certificate.
-func (rb *RoundingBound) HeadDistances() []float64 { return rb.dist }
-
 // tail64 runs the neck conv, its MinMax, the linear layer, its MinMax and
 // the head in float64 on the float32 block output in (n images), then rounds
 // the logits to float32 into m.logits. It also fills the float32 activation
